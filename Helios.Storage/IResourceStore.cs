@@ -1,0 +1,41 @@
+using Helios.Storage.Search;
+using Hl7.Fhir.Model;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Storage;
+
+/// <summary>
+/// The versioned FHIR resource store. Every write assigns a new version with a strictly increasing
+/// <c>meta.lastUpdated</c> and a strictly increasing integer key (<see cref="StoredResource.Seq"/>); previous
+/// versions are kept; a delete writes a tombstone.
+/// </summary>
+public interface IResourceStore
+{
+    /// <summary>Applies the writes atomically, in order: all of them or none.</summary>
+    Task<IReadOnlyList<WriteOutcome>> WriteAsync(IReadOnlyList<ResourceWrite> writes, CancellationToken cancellationToken);
+
+    /// <summary>The current version (a tombstone when deleted), or null when the resource never existed.</summary>
+    Task<StoredResource?> ReadAsync(string type, string id, CancellationToken cancellationToken);
+
+    Task<StoredResource?> ReadVersionAsync(string type, string id, int version, CancellationToken cancellationToken);
+
+    /// <summary>Versions newest first, filtered by type/id/since, paged by key.</summary>
+    Task<IReadOnlyList<StoredResource>> HistoryAsync(HistoryQuery query, CancellationToken cancellationToken);
+
+    Task<SearchResult> SearchAsync(SearchQuery query, CancellationToken cancellationToken);
+
+    /// <summary>The bulk path: writes one batch of already parsed and indexed resources in one transaction. Resources
+    /// keep their ids; an existing id gets a new version (update-as-create).</summary>
+    Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken);
+
+    /// <summary>Highest committed key: everything at or below it is visible (the snapshot point of an export).</summary>
+    Task<long> GetLastSeqAsync(CancellationToken cancellationToken);
+
+    /// <summary>Counts current (not deleted) resources per type.</summary>
+    Task<IReadOnlyDictionary<string, long>> CountByTypeAsync(CancellationToken cancellationToken);
+}
+
+public sealed record HistoryQuery(string? Type, string? Id, DateTimeOffset? Since, int Count, long? BeforeSeq);
+
+/// <summary>A parsed resource with its index rows, extracted ahead of the write.</summary>
+public sealed record PreparedResource(Resource Resource, Indexing.IndexEntries Index);

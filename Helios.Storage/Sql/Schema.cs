@@ -1,0 +1,55 @@
+namespace Helios.Storage.Sql;
+
+/// <summary>
+/// Versioned schema migrations, the same statements for SQLite and PostgreSQL apart from column types. Each index
+/// row belongs to one resource version (by <c>seq</c>) and is never rewritten; searches join to the current version.
+/// </summary>
+internal static class Schema
+{
+    public static IReadOnlyList<string[]> Migrations(bool postgres)
+    {
+        var text = "TEXT";
+        var real = postgres ? "DOUBLE PRECISION" : "REAL";
+        var version1 = new[]
+        {
+            "CREATE TABLE store_state (id INTEGER PRIMARY KEY, last_seq BIGINT NOT NULL, last_ts BIGINT NOT NULL)",
+            "INSERT INTO store_state (id, last_seq, last_ts) VALUES (1, 0, 0)",
+            $"""
+            CREATE TABLE resources (
+                seq BIGINT PRIMARY KEY,
+                res_type {text} NOT NULL,
+                res_id {text} NOT NULL,
+                version INTEGER NOT NULL,
+                last_updated BIGINT NOT NULL,
+                deleted INTEGER NOT NULL,
+                next_seq BIGINT NULL,
+                json {text} NOT NULL)
+            """,
+            "CREATE UNIQUE INDEX ux_resources_version ON resources (res_type, res_id, version)",
+            "CREATE UNIQUE INDEX ux_resources_current ON resources (res_type, res_id) WHERE next_seq IS NULL",
+            "CREATE INDEX ix_resources_type_seq ON resources (res_type, seq)",
+            "CREATE INDEX ix_resources_last_updated ON resources (last_updated)",
+            $"CREATE TABLE idx_token (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, system {text} NULL, code {text} NULL)",
+            "CREATE INDEX ix_idx_token ON idx_token (res_type, param, code, system, seq)",
+            $"CREATE TABLE idx_string (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, normalized {text} NOT NULL, exact {text} NOT NULL)",
+            postgres
+                ? "CREATE INDEX ix_idx_string ON idx_string (res_type, param, normalized text_pattern_ops, seq)"
+                : "CREATE INDEX ix_idx_string ON idx_string (res_type, param, normalized, seq)",
+            $"CREATE TABLE idx_reference (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, target_type {text} NULL, target_id {text} NOT NULL)",
+            "CREATE INDEX ix_idx_reference ON idx_reference (res_type, param, target_id, target_type, seq)",
+            "CREATE INDEX ix_idx_reference_seq ON idx_reference (seq)",
+            $"CREATE TABLE idx_date (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, low BIGINT NOT NULL, high BIGINT NOT NULL)",
+            "CREATE INDEX ix_idx_date ON idx_date (res_type, param, low, high, seq)",
+            "CREATE INDEX ix_idx_date_seq ON idx_date (seq, param)",
+            $"CREATE TABLE idx_number (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, value {real} NOT NULL)",
+            "CREATE INDEX ix_idx_number ON idx_number (res_type, param, value, seq)",
+            $"CREATE TABLE idx_quantity (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, system {text} NULL, code {text} NULL, value {real} NOT NULL)",
+            "CREATE INDEX ix_idx_quantity ON idx_quantity (res_type, param, value, seq)",
+            $"CREATE TABLE idx_uri (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, value {text} NOT NULL)",
+            "CREATE INDEX ix_idx_uri ON idx_uri (res_type, param, value, seq)",
+            $"CREATE TABLE compartment (seq BIGINT NOT NULL, res_type {text} NOT NULL, patient_id {text} NOT NULL)",
+            "CREATE INDEX ix_compartment ON compartment (patient_id, res_type, seq)",
+        };
+        return [version1];
+    }
+}

@@ -1,0 +1,449 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text;
+using Helios.Storage.Fhir;
+using Helios.Storage.Indexing;
+using Helios.Storage.Search;
+using Hl7.Fhir.Model;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Storage.Sql;
+
+/// <summary>
+/// The store logic shared by SQLite and PostgreSQL. Writers are serialized by the <c>store_state</c> row (a row
+/// lock in PostgreSQL, the single writer in SQLite), which hands out keys and timestamps, so keys commit in
+/// order: everything at or below the highest committed key is a consistent snapshot.
+/// </summary>
+public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider timeProvider) : IResourceStore
+{
+    protected IndexExtractor Extractor => extractor;
+
+    protected abstract ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts the write transaction and takes the writer lock (released at commit or rollback).</summary>
+    protected abstract ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken);
+
+    /// <summary>Reads the clock row: (last seq, last timestamp in µs), locking it for the transaction.</summary>
+    protected abstract Task<(long LastSeq, long LastTs)> ReadClockAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken);
+
+    protected abstract Task<Dictionary<(string Type, string Id), CurrentVersion>> LookupCurrentAsync(
+        DbConnection connection, DbTransaction transaction, IReadOnlyCollection<(string Type, string Id)> keys, CancellationToken cancellationToken);
+
+    protected abstract Task InsertRowsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<NewVersion> rows, CancellationToken cancellationToken);
+
+    protected abstract Task SupersedeAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> pairs, CancellationToken cancellationToken);
+
+    /// <summary>Releases an in-process writer lock, if the dialect uses one.</summary>
+    protected virtual void EndWrite()
+    {
+    }
+
+    public async Task<IReadOnlyList<WriteOutcome>> WriteAsync(IReadOnlyList<ResourceWrite> writes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(writes);
+        var indexes = writes.Select(w => w.Resource is null ? null : extractor.Extract(w.Resource)).ToList();
+        return await WriteCoreAsync(writes, indexes, cancellationToken);
+    }
+
+    public async Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var writes = batch.Select(b => ResourceWrite.Update(b.Resource)).ToList();
+        await WriteCoreAsync(writes, batch.Select(b => (IndexEntries?)b.Index).ToList(), cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<IndexEntries?> indexes, CancellationToken cancellationToken)
+    {
+        if (writes.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await OpenAsync(cancellationToken);
+        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        try
+        {
+            var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+            var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
+            var current = await LookupCurrentAsync(connection, transaction, keys, cancellationToken);
+            var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs + 1);
+
+            var rows = new List<NewVersion>(writes.Count);
+            var inBatch = new Dictionary<long, NewVersion>();
+            var superseded = new List<(long, long)>();
+            var outcomes = new WriteOutcome[writes.Count];
+            for (var i = 0; i < writes.Count; i++)
+            {
+                var write = writes[i];
+                var key = (write.Type, write.Id);
+                current.TryGetValue(key, out var existing);
+                var exists = existing is { Deleted: false };
+                if (write.IfMatchVersion is { } expected && (existing is null || existing.Version != expected || existing.Deleted))
+                {
+                    var actual = existing is null ? "it does not exist" : existing.Deleted ? "it is deleted" : $"the current version is {existing.Version}";
+                    throw new ResourceConflictException($"{write.Type}/{write.Id}: If-Match asked for version {expected} but {actual}.", i, isVersionMismatch: true);
+                }
+
+                if (write.Kind == WriteKind.Create && exists)
+                {
+                    throw new ResourceConflictException($"{write.Type}/{write.Id} already exists.", i, isVersionMismatch: false);
+                }
+
+                if (write.Kind == WriteKind.Delete && !exists)
+                {
+                    outcomes[i] = new WriteOutcome(WriteStatus.NothingToDelete, null);
+                    continue;
+                }
+
+                var seq = ++lastSeq;
+                var version = (existing?.Version ?? 0) + 1;
+                var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete, write.Resource, indexes[i]);
+                rows.Add(row);
+                inBatch[seq] = row;
+                if (existing is not null)
+                {
+                    if (inBatch.TryGetValue(existing.Seq, out var earlier))
+                    {
+                        earlier.NextSeq = seq;
+                    }
+                    else
+                    {
+                        superseded.Add((existing.Seq, seq));
+                    }
+                }
+
+                current[key] = new CurrentVersion(seq, version, row.Deleted);
+                outcomes[i] = new WriteOutcome(
+                    row.Deleted ? WriteStatus.Deleted : exists ? WriteStatus.Updated : WriteStatus.Created, null);
+            }
+
+            Serialize(rows);
+            // Supersede first: the unique index on current versions must never see two.
+            await SupersedeAsync(connection, transaction, superseded, cancellationToken);
+            await InsertRowsAsync(connection, transaction, rows, cancellationToken);
+            await WriteClockAsync(connection, transaction, lastSeq, ts - 1, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+
+            var r = 0;
+            for (var i = 0; i < outcomes.Length; i++)
+            {
+                if (outcomes[i].Status != WriteStatus.NothingToDelete)
+                {
+                    outcomes[i] = outcomes[i] with { Resource = rows[r++].ToStored() };
+                }
+            }
+
+            return outcomes;
+        }
+        finally
+        {
+            await transaction.DisposeAsync();
+            EndWrite();
+        }
+    }
+
+    private static void Serialize(List<NewVersion> rows)
+    {
+        static void One(NewVersion row)
+        {
+            if (row.Resource is not { } resource)
+            {
+                row.Json = string.Empty;
+                return;
+            }
+
+            resource.Id = row.Id;
+            resource.Meta ??= new Meta();
+            resource.Meta.VersionId = row.Version.ToString(CultureInfo.InvariantCulture);
+            resource.Meta.LastUpdated = FhirDateRange.FromMicros(row.LastUpdated);
+            row.Json = FhirJson.Serialize(resource);
+        }
+
+        if (rows.Count < 64)
+        {
+            rows.ForEach(One);
+        }
+        else
+        {
+            Parallel.ForEach(rows, One);
+        }
+    }
+
+    private static async Task WriteClockAsync(DbConnection connection, DbTransaction transaction, long lastSeq, long lastTs, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "UPDATE store_state SET last_seq = @s, last_ts = @t WHERE id = 1";
+        AddParameter(command, "@s", lastSeq);
+        AddParameter(command, "@t", lastTs);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task<StoredResource?> ReadAsync(string type, string id, CancellationToken cancellationToken)
+    {
+        var rows = await QueryAsync(
+            $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = @t AND r.res_id = @i AND r.next_seq IS NULL",
+            [new("@t", type), new("@i", id)], cancellationToken);
+        return rows.Count > 0 ? rows[0] : null;
+    }
+
+    public async Task<StoredResource?> ReadVersionAsync(string type, string id, int version, CancellationToken cancellationToken)
+    {
+        var rows = await QueryAsync(
+            $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = @t AND r.res_id = @i AND r.version = @v",
+            [new("@t", type), new("@i", id), new("@v", version)], cancellationToken);
+        return rows.Count > 0 ? rows[0] : null;
+    }
+
+    public async Task<IReadOnlyList<StoredResource>> HistoryAsync(HistoryQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        var p = new SqlParameters();
+        var where = new List<string> { "1 = 1" };
+        if (query.Type is not null)
+        {
+            where.Add("r.res_type = " + p.Add(query.Type));
+        }
+
+        if (query.Id is not null)
+        {
+            where.Add("r.res_id = " + p.Add(query.Id));
+        }
+
+        if (query.Since is { } since)
+        {
+            where.Add("r.last_updated >= " + p.Add(FhirDateRange.ToMicros(since)));
+        }
+
+        if (query.BeforeSeq is { } before)
+        {
+            where.Add("r.seq < " + p.Add(before));
+        }
+
+        var sql = $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE {string.Join(" AND ", where)} ORDER BY r.seq DESC LIMIT {query.Count.ToString(CultureInfo.InvariantCulture)}";
+        return await QueryAsync(sql, p.Values, cancellationToken);
+    }
+
+    public async Task<SearchResult> SearchAsync(SearchQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        var p = new SqlParameters();
+        var where = SearchSqlBuilder.BuildWhere(query, p);
+        long? total = null;
+        if (query.IncludeTotal)
+        {
+            total = await ScalarAsync($"SELECT COUNT(*) FROM resources r WHERE {where}", p.Values, cancellationToken);
+        }
+
+        if (query.CountOnly)
+        {
+            return new SearchResult([], [], total, null);
+        }
+
+        var sortKey = SearchSqlBuilder.SortKey(query, p);
+        var descending = query.Sort?.Descending == true;
+        var cmp = descending ? "<" : ">";
+        var dir = descending ? "DESC" : "ASC";
+        var cursor = SearchCursor.Decode(query.Cursor);
+        string sql;
+        if (sortKey is null)
+        {
+            var keyset = cursor is null ? string.Empty : $" AND r.seq {cmp} {p.Add(cursor.Value.Seq)}";
+            sql = $"SELECT {SearchSqlBuilder.Columns}, NULL AS k FROM resources r WHERE {where}{keyset} ORDER BY r.seq {dir} LIMIT {query.Count + 1}";
+        }
+        else
+        {
+            var keyset = string.Empty;
+            if (cursor is { Key: { } key })
+            {
+                object keyValue = query.Sort!.Name == "_id" ? key : long.Parse(key, CultureInfo.InvariantCulture);
+                var kp = p.Add(keyValue);
+                keyset = $" WHERE (q.k {cmp} {kp} OR (q.k = {kp} AND q.seq {cmp} {p.Add(cursor.Value.Seq)}))";
+            }
+
+            sql = $"SELECT * FROM (SELECT {SearchSqlBuilder.Columns}, {sortKey} AS k FROM resources r WHERE {where}) q{keyset} ORDER BY q.k {dir}, q.seq {dir} LIMIT {query.Count + 1}";
+        }
+
+        var keys = new List<string?>();
+        var matches = await QueryAsync(sql, p.Values, cancellationToken, keys);
+        string? next = null;
+        if (matches.Count > query.Count)
+        {
+            matches.RemoveAt(matches.Count - 1);
+            var last = matches[^1];
+            next = SearchCursor.Encode(sortKey is null ? null : keys[matches.Count - 1], last.Seq);
+        }
+
+        var included = await IncludesAsync(query, matches, cancellationToken);
+        return new SearchResult(matches, included, total, next);
+    }
+
+    private async Task<List<StoredResource>> IncludesAsync(SearchQuery query, List<StoredResource> matches, CancellationToken cancellationToken)
+    {
+        var result = new List<StoredResource>();
+        if (matches.Count == 0 || (query.Includes.Count == 0 && query.RevIncludes.Count == 0))
+        {
+            return result;
+        }
+
+        var seen = new HashSet<long>(matches.Select(m => m.Seq));
+        foreach (var include in query.Includes.Where(i => i.SourceType == query.Type))
+        {
+            var p = new SqlParameters();
+            var seqs = string.Join(", ", matches.Select(m => p.Add(m.Seq)));
+            var target = include.TargetType is null ? string.Empty : $" AND x.target_type = {p.Add(include.TargetType)}";
+            var sql = $"SELECT {SearchSqlBuilder.Columns} FROM resources r JOIN idx_reference x ON x.target_type = r.res_type AND x.target_id = r.res_id " +
+                      $"WHERE x.seq IN ({seqs}) AND x.param = {p.Add(include.Param)}{target} AND r.next_seq IS NULL AND r.deleted = 0";
+            foreach (var row in await QueryAsync(sql, p.Values, cancellationToken))
+            {
+                if (seen.Add(row.Seq))
+                {
+                    result.Add(row);
+                }
+            }
+        }
+
+        foreach (var include in query.RevIncludes)
+        {
+            if (include.TargetType is not null && include.TargetType != query.Type)
+            {
+                continue;
+            }
+
+            var p = new SqlParameters();
+            var ids = string.Join(", ", matches.Select(m => p.Add(m.Id)));
+            var sql = $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = {p.Add(include.SourceType)} AND r.next_seq IS NULL AND r.deleted = 0 AND r.seq IN " +
+                      $"(SELECT seq FROM idx_reference WHERE res_type = {p.Add(include.SourceType)} AND param = {p.Add(include.Param)} AND target_type = {p.Add(query.Type)} AND target_id IN ({ids}))";
+            foreach (var row in await QueryAsync(sql, p.Values, cancellationToken))
+            {
+                if (seen.Add(row.Seq))
+                {
+                    result.Add(row);
+                }
+            }
+        }
+
+        return result;
+    }
+
+    public async Task<long> GetLastSeqAsync(CancellationToken cancellationToken) =>
+        await ScalarAsync("SELECT last_seq FROM store_state WHERE id = 1", [], cancellationToken);
+
+    public async Task<IReadOnlyDictionary<string, long>> CountByTypeAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT res_type, COUNT(*) FROM resources WHERE next_seq IS NULL AND deleted = 0 GROUP BY res_type";
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            result[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return result;
+    }
+
+    protected async Task<long> ScalarAsync(string sql, IEnumerable<KeyValuePair<string, object>> parameters, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            AddParameter(command, name, value);
+        }
+
+        var result = await command.ExecuteScalarAsync(cancellationToken);
+        return Convert.ToInt64(result, CultureInfo.InvariantCulture);
+    }
+
+    protected async Task<List<StoredResource>> QueryAsync(string sql, IEnumerable<KeyValuePair<string, object>> parameters, CancellationToken cancellationToken, List<string?>? sortKeys = null)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            AddParameter(command, name, value);
+        }
+
+        var result = new List<StoredResource>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            result.Add(new StoredResource(
+                reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
+                FhirDateRange.FromMicros(reader.GetInt64(4)), reader.GetInt32(5) != 0, reader.GetString(6)));
+            if (sortKeys is not null)
+            {
+                sortKeys.Add(reader.IsDBNull(7) ? null : Convert.ToString(reader.GetValue(7), CultureInfo.InvariantCulture));
+            }
+        }
+
+        return result;
+    }
+
+    protected static void AddParameter(DbCommand command, string name, object? value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value ?? DBNull.Value;
+        command.Parameters.Add(parameter);
+    }
+
+    /// <summary>The version of a resource that is current at write time.</summary>
+    protected internal sealed record CurrentVersion(long Seq, int Version, bool Deleted);
+
+    /// <summary>A version about to be inserted.</summary>
+    protected internal sealed class NewVersion(long seq, string type, string id, int version, long lastUpdated, bool deleted, Resource? resource, IndexEntries? index)
+    {
+        public long Seq { get; } = seq;
+        public string Type { get; } = type;
+        public string Id { get; } = id;
+        public int Version { get; } = version;
+        public long LastUpdated { get; } = lastUpdated;
+        public bool Deleted { get; } = deleted;
+        public Resource? Resource { get; } = resource;
+        public IndexEntries? Index { get; } = index;
+        public string Json { get; set; } = string.Empty;
+
+        /// <summary>Set when a later write of the same batch replaces this version.</summary>
+        public long? NextSeq { get; set; }
+
+        public StoredResource ToStored() => new(Seq, Type, Id, Version, FhirDateRange.FromMicros(LastUpdated), Deleted, Json);
+    }
+}
+
+/// <summary>Keyset cursor: the last row's sort key and seq, base64url-encoded.</summary>
+internal static class SearchCursor
+{
+    public static string Encode(string? key, long seq)
+    {
+        var text = (key ?? string.Empty) + "\u001f" + seq.ToString(CultureInfo.InvariantCulture);
+        return Convert.ToBase64String(Encoding.UTF8.GetBytes(text)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
+    public static (string? Key, long Seq)? Decode(string? cursor)
+    {
+        if (string.IsNullOrEmpty(cursor))
+        {
+            return null;
+        }
+
+        try
+        {
+            var b64 = cursor.Replace('-', '+').Replace('_', '/');
+            b64 = b64.PadRight(b64.Length + ((4 - (b64.Length % 4)) % 4), '=');
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(b64));
+            var sep = text.LastIndexOf('\u001f');
+            var seq = long.Parse(text[(sep + 1)..], CultureInfo.InvariantCulture);
+            var key = text[..sep];
+            return (key.Length == 0 ? null : key, seq);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentOutOfRangeException or OverflowException)
+        {
+            throw new SearchException("The paging cursor is invalid; start the search again from the first page.");
+        }
+    }
+}

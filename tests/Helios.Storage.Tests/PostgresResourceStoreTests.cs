@@ -1,0 +1,30 @@
+using Helios.Storage.Postgres;
+using Helios.Testing;
+using Npgsql;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Storage.Tests;
+
+public sealed class PostgresResourceStoreTests : ResourceStoreContract
+{
+    private NpgsqlDataSource? _dataSource;
+
+    protected override async Task<IResourceStore> CreateStoreAsync()
+    {
+        var server = await PostgresServer.GetAsync();
+        var cs = await server.CreateDatabaseAsync();
+        _dataSource = NpgsqlDataSource.Create(cs);
+        var store = new PostgresResourceStore(_dataSource, Extractor, TimeProvider.System);
+        // Several instances migrating at once must not fail.
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => store.MigrateAsync(CancellationToken.None)));
+        return store;
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync();
+        }
+    }
+}

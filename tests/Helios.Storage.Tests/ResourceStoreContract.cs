@@ -1,0 +1,283 @@
+using System.Text.Json;
+using Helios.Storage.Indexing;
+using Helios.Storage.Loading;
+using Helios.Storage.Search;
+using Helios.Storage.Synthetic;
+using Hl7.Fhir.Model;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Storage.Tests;
+
+/// <summary>The store contract, written once and run against SQLite and PostgreSQL.</summary>
+public abstract class ResourceStoreContract : IAsyncLifetime
+{
+    protected static readonly SearchParameterRegistry Registry = SearchParameterRegistry.Instance;
+    protected static readonly IndexExtractor Extractor = new(Registry);
+    private readonly SearchQueryParser _parser = new(Registry);
+
+    protected IResourceStore Store { get; private set; } = null!;
+
+    protected abstract Task<IResourceStore> CreateStoreAsync();
+
+    public async Task InitializeAsync() => Store = await CreateStoreAsync();
+
+    public virtual Task DisposeAsync() => Task.CompletedTask;
+
+    private static CancellationToken Ct => CancellationToken.None;
+
+    private async Task<SearchResult> Search(string type, string query, int count = 100)
+    {
+        var pairs = query.Split('&', StringSplitOptions.RemoveEmptyEntries).Select(p =>
+        {
+            var eq = p.IndexOf('=');
+            return new KeyValuePair<string, string>(Uri.UnescapeDataString(p[..eq]), Uri.UnescapeDataString(p[(eq + 1)..]));
+        });
+        var parsed = _parser.Parse(type, pairs, strict: true, defaultCount: count);
+        return await Store.SearchAsync(parsed.Query, Ct);
+    }
+
+    private async Task<HashSet<string>> Ids(string type, string query)
+    {
+        var ids = new HashSet<string>();
+        string? cursor = null;
+        do
+        {
+            var q = query + (cursor is null ? string.Empty : "&_cursor=" + cursor);
+            var page = await Search(type, q, 7);
+            foreach (var m in page.Matches)
+            {
+                Assert.True(ids.Add(m.Id), $"{m.Id} returned twice across pages");
+            }
+
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        return ids;
+    }
+
+    private static Patient NewPatient(string id, string family = "Doe") =>
+        new() { Id = id, Name = [new HumanName { Family = family, Given = ["Jo"] }], Gender = AdministrativeGender.Female, BirthDate = "1980-05-17" };
+
+    [Fact]
+    public async Task Create_AssignsVersionAndLastUpdated_AndReadReturnsStoredJson()
+    {
+        var outcome = (await Store.WriteAsync([ResourceWrite.Create(NewPatient("p1"))], Ct)).Single();
+        Assert.Equal(WriteStatus.Created, outcome.Status);
+        var read = await Store.ReadAsync("Patient", "p1", Ct);
+        Assert.NotNull(read);
+        Assert.Equal(1, read.VersionId);
+        Assert.False(read.IsDeleted);
+        using var doc = JsonDocument.Parse(read.Json);
+        Assert.Equal("p1", doc.RootElement.GetProperty("id").GetString());
+        Assert.Equal("1", doc.RootElement.GetProperty("meta").GetProperty("versionId").GetString());
+        var lastUpdated = DateTimeOffset.Parse(doc.RootElement.GetProperty("meta").GetProperty("lastUpdated").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(read.LastUpdated, lastUpdated);
+    }
+
+    [Fact]
+    public async Task UpdateAndDelete_KeepHistory_AndWriteTombstone()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("p2", "One"))], Ct);
+        await Store.WriteAsync([ResourceWrite.Update(NewPatient("p2", "Two"))], Ct);
+        var deleted = (await Store.WriteAsync([ResourceWrite.Delete("Patient", "p2")], Ct)).Single();
+        Assert.Equal(WriteStatus.Deleted, deleted.Status);
+        Assert.Equal(3, deleted.Resource!.VersionId);
+
+        var current = await Store.ReadAsync("Patient", "p2", Ct);
+        Assert.True(current!.IsDeleted);
+        var v1 = await Store.ReadVersionAsync("Patient", "p2", 1, Ct);
+        Assert.Contains("\"One\"", v1!.Json);
+        var v2 = await Store.ReadVersionAsync("Patient", "p2", 2, Ct);
+        Assert.Contains("\"Two\"", v2!.Json);
+
+        var history = await Store.HistoryAsync(new HistoryQuery("Patient", "p2", null, 10, null), Ct);
+        Assert.Equal([3, 2, 1], history.Select(h => h.VersionId));
+        Assert.True(history[0].LastUpdated > history[1].LastUpdated && history[1].LastUpdated > history[2].LastUpdated);
+
+        // A deleted resource is not found by search, and deleting again writes nothing.
+        Assert.Empty((await Search("Patient", "_id=p2")).Matches);
+        var again = (await Store.WriteAsync([ResourceWrite.Delete("Patient", "p2")], Ct)).Single();
+        Assert.Equal(WriteStatus.NothingToDelete, again.Status);
+
+        // Update after delete revives it as version 4.
+        var revived = (await Store.WriteAsync([ResourceWrite.Update(NewPatient("p2", "Three"))], Ct)).Single();
+        Assert.Equal(4, revived.Resource!.VersionId);
+        Assert.Single((await Search("Patient", "_id=p2")).Matches);
+    }
+
+    [Fact]
+    public async Task FailedPrecondition_InBatch_WritesNothing()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("p3"))], Ct);
+        var before = await Store.GetLastSeqAsync(Ct);
+        var ex = await Assert.ThrowsAsync<ResourceConflictException>(() => Store.WriteAsync(
+            [ResourceWrite.Create(NewPatient("p4")), ResourceWrite.Update(NewPatient("p3", "X"), ifMatchVersion: 7)], Ct));
+        Assert.Equal(1, ex.WriteIndex);
+        Assert.True(ex.IsVersionMismatch);
+        Assert.Null(await Store.ReadAsync("Patient", "p4", Ct));
+        Assert.Equal(before, await Store.GetLastSeqAsync(Ct));
+        Assert.Equal(1, (await Store.ReadAsync("Patient", "p3", Ct))!.VersionId);
+
+        await Assert.ThrowsAsync<ResourceConflictException>(() => Store.WriteAsync([ResourceWrite.Create(NewPatient("p3"))], Ct));
+        var ok = (await Store.WriteAsync([ResourceWrite.Update(NewPatient("p3", "Y"), ifMatchVersion: 1)], Ct)).Single();
+        Assert.Equal(2, ok.Resource!.VersionId);
+    }
+
+    [Fact]
+    public async Task KeysAndTimestamps_StrictlyIncrease_AcrossConcurrentWriters()
+    {
+        var tasks = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                await Store.WriteAsync([ResourceWrite.Update(NewPatient($"c{w}-{i}")), ResourceWrite.Update(NewPatient($"c{w}-{i}b"))], Ct);
+            }
+        }));
+        await Task.WhenAll(tasks);
+        var history = await Store.HistoryAsync(new HistoryQuery("Patient", null, null, 1000, null), Ct);
+        Assert.Equal(160, history.Count);
+        for (var i = 1; i < history.Count; i++)
+        {
+            Assert.True(history[i - 1].Seq > history[i].Seq);
+            Assert.True(history[i - 1].LastUpdated > history[i].LastUpdated);
+        }
+    }
+
+    [Fact]
+    public async Task Bulk_LoadsSyntheticData_AndSearchesMatchTheGenerator()
+    {
+        var generator = new SyntheticDataGenerator(seed: 7);
+        var resources = generator.Generate(20).ToList();
+        var loader = new NdjsonBulkLoader(Store, Extractor) { BatchSize = 50 };
+        var result = await loader.LoadResourcesAsync(resources, Ct);
+        Assert.Equal(resources.Count, result.Loaded);
+
+        var counts = await Store.CountByTypeAsync(Ct);
+        foreach (var group in resources.GroupBy(r => r.TypeName))
+        {
+            Assert.Equal(group.Count(), counts[group.Key]);
+        }
+
+        var observations = resources.OfType<Observation>().ToList();
+
+        // token: code, system|code, |code miss
+        var heartRate = observations.Where(o => o.Code.Coding[0].Code == "8867-4").Select(o => o.Id).ToHashSet();
+        Assert.Equal(heartRate, await Ids("Observation", "code=8867-4"));
+        Assert.Equal(heartRate, await Ids("Observation", "code=http://loinc.org|8867-4"));
+        Assert.Empty(await Ids("Observation", "code=http://snomed.info/sct|8867-4"));
+        Assert.Equal(observations.Count - heartRate.Count, (await Ids("Observation", "code:not=8867-4")).Count);
+
+        // OR within a parameter, AND across parameters
+        var twoCodes = observations.Where(o => o.Code.Coding[0].Code is "8867-4" or "2339-0").Select(o => o.Id).ToHashSet();
+        Assert.Equal(twoCodes, await Ids("Observation", "code=8867-4,2339-0"));
+        var patient0 = SyntheticDataGenerator.PatientId(0);
+        Assert.Equal(
+            observations.Where(o => o.Code.Coding[0].Code == "8867-4" && o.Subject.Reference == "Patient/" + patient0).Select(o => o.Id).ToHashSet(),
+            await Ids("Observation", $"code=8867-4&subject=Patient/{patient0}"));
+
+        // reference forms
+        var ofPatient0 = observations.Where(o => o.Subject.Reference == "Patient/" + patient0).Select(o => o.Id).ToHashSet();
+        Assert.Equal(ofPatient0, await Ids("Observation", $"patient={patient0}"));
+        Assert.Equal(ofPatient0, await Ids("Observation", $"subject:Patient={patient0}"));
+
+        // quantity and number prefixes
+        var heavy = observations.Where(o => o.Code.Coding[0].Code == "29463-7" && ((Quantity)o.Value).Value > 80m).Select(o => o.Id).ToHashSet();
+        Assert.Equal(heavy, await Ids("Observation", "code=29463-7&value-quantity=gt80"));
+        Assert.Equal(heavy, await Ids("Observation", "code=29463-7&value-quantity=gt80|http://unitsofmeasure.org|kg"));
+
+        // dates: eq by day, ge/lt ranges
+        var cutoff = new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var late = observations.Where(o => ((FhirDateTime)o.Effective).ToDateTimeOffset(TimeSpan.Zero) >= cutoff).Select(o => o.Id).ToHashSet();
+        Assert.Equal(late, await Ids("Observation", "date=ge2020-01-01"));
+        Assert.Equal(observations.Count - late.Count, (await Ids("Observation", "date=lt2020-01-01")).Count);
+        var first = observations[0];
+        var day = ((FhirDateTime)first.Effective).ToDateTimeOffset(TimeSpan.Zero).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        var sameDay = observations.Where(o => ((FhirDateTime)o.Effective).ToDateTimeOffset(TimeSpan.Zero).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) == day).Select(o => o.Id).ToHashSet();
+        Assert.Equal(sameDay, await Ids("Observation", "date=" + day));
+
+        // strings: prefix (case and accent insensitive), exact, contains
+        var patients = resources.OfType<Patient>().ToList();
+        var mueller = patients.Where(p => p.Name[0].Family == "Müller").Select(p => p.Id).ToHashSet();
+        Assert.Equal(mueller, await Ids("Patient", "family=muell"));
+        Assert.Equal(mueller, await Ids("Patient", "family:exact=Müller"));
+        Assert.Empty(await Ids("Patient", "family:exact=muller"));
+        Assert.Equal(patients.Where(p => p.Name[0].Family.Contains("ll", StringComparison.Ordinal)).Select(p => p.Id).ToHashSet(), await Ids("Patient", "family:contains=LL"));
+
+        // token on enum code, boolean, identifier
+        Assert.Equal(patients.Where(p => p.Gender == AdministrativeGender.Female).Select(p => p.Id).ToHashSet(), await Ids("Patient", "gender=female"));
+        Assert.Equal(patients.Where(p => p.Gender == AdministrativeGender.Female).Select(p => p.Id).ToHashSet(), await Ids("Patient", "gender=http://hl7.org/fhir/administrative-gender|female"));
+        Assert.Equal(new HashSet<string> { "pat-3" }, await Ids("Patient", "identifier=urn:helios:synthetic:mrn|MRN-0000003"));
+
+        // missing
+        Assert.Equal(patients.Select(p => p.Id).ToHashSet(), await Ids("Patient", "death-date:missing=true"));
+        Assert.Empty(await Ids("Patient", "birthdate:missing=true"));
+
+        // compartment
+        var compartment = new SearchQuery { Type = "Observation", CompartmentPatientId = patient0, Count = 1000 };
+        Assert.Equal(ofPatient0, (await Store.SearchAsync(compartment, Ct)).Matches.Select(m => m.Id).ToHashSet());
+        var claims = new SearchQuery { Type = "Claim", CompartmentPatientId = patient0, Count = 1000 };
+        Assert.Equal(resources.OfType<Claim>().Count(c => c.Patient.Reference == "Patient/" + patient0), (await Store.SearchAsync(claims, Ct)).Matches.Count);
+
+        // _total and _summary=count
+        var total = await Search("Observation", "code=8867-4&_total=accurate&_count=2");
+        Assert.Equal(heartRate.Count, total.Total);
+        Assert.Equal(2, total.Matches.Count);
+        Assert.NotNull(total.NextCursor);
+    }
+
+    [Fact]
+    public async Task Sorting_AndIncludes()
+    {
+        var resources = new SyntheticDataGenerator(seed: 11).Generate(5).ToList();
+        await new NdjsonBulkLoader(Store, Extractor).LoadResourcesAsync(resources, Ct);
+        var encounters = resources.OfType<Encounter>().ToList();
+
+        var expected = encounters.OrderByDescending(e => e.Period.StartElement.ToDateTimeOffset(TimeSpan.Zero)).Select(e => e.Id).ToList();
+        var actual = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var page = await Search("Encounter", "_sort=-date" + (cursor is null ? string.Empty : "&_cursor=" + cursor), 4);
+            actual.AddRange(page.Matches.Select(m => m.Id));
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        Assert.Equal(expected, actual);
+
+        var byId = (await Search("Encounter", "_sort=_id", 1000)).Matches.Select(m => m.Id).ToList();
+        Assert.Equal(encounters.Select(e => e.Id).Order(StringComparer.Ordinal).ToList(), byId);
+
+        var patientId = SyntheticDataGenerator.PatientId(1);
+        var withPatient = await Search("Encounter", $"subject=Patient/{patientId}&_include=Encounter:subject");
+        Assert.Equal(encounters.Count(e => e.Subject.Reference == "Patient/" + patientId), withPatient.Matches.Count);
+        Assert.Equal(["Patient/" + patientId], withPatient.Included.Select(i => i.Type + "/" + i.Id));
+
+        var rev = await Search("Patient", $"_id={patientId}&_revinclude=Encounter:subject");
+        Assert.Single(rev.Matches);
+        Assert.Equal(encounters.Count(e => e.Subject.Reference == "Patient/" + patientId), rev.Included.Count);
+    }
+
+    [Fact]
+    public async Task LoadBatch_WithTheSameIdTwice_KeepsBothVersions()
+    {
+        var a = NewPatient("dup", "First");
+        var b = NewPatient("dup", "Second");
+        await Store.LoadBatchAsync([new PreparedResource(a, Extractor.Extract(a)), new PreparedResource(b, Extractor.Extract(b))], Ct);
+        var current = await Store.ReadAsync("Patient", "dup", Ct);
+        Assert.Equal(2, current!.VersionId);
+        Assert.Contains("Second", current.Json);
+        Assert.Equal(new HashSet<string> { "dup" }, await Ids("Patient", "family=second"));
+        Assert.Empty(await Ids("Patient", "family=first"));
+    }
+
+    [Fact]
+    public async Task LastUpdatedSearch_UsesTheVersionTimestamp()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("lu1"))], Ct);
+        var stored = await Store.ReadAsync("Patient", "lu1", Ct);
+        var after = stored!.LastUpdated.AddSeconds(-1).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains("lu1", await Ids("Patient", "_lastUpdated=gt" + after));
+        var later = stored.LastUpdated.AddSeconds(5).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.DoesNotContain("lu1", await Ids("Patient", "_lastUpdated=gt" + later));
+    }
+}

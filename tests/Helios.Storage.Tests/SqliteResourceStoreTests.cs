@@ -1,0 +1,27 @@
+using Helios.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Storage.Tests;
+
+public sealed class SqliteResourceStoreTests : ResourceStoreContract
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "helios-sqlite-" + Guid.NewGuid().ToString("N")[..12]);
+    private SqliteResourceStore? _store;
+
+    protected override async Task<IResourceStore> CreateStoreAsync()
+    {
+        _store = new SqliteResourceStore(Path.Combine(_directory, "helios.db"), Extractor, TimeProvider.System);
+        await _store.MigrateAsync(CancellationToken.None);
+        await _store.MigrateAsync(CancellationToken.None); // idempotent
+        return _store;
+    }
+
+    public override Task DisposeAsync()
+    {
+        _store?.Dispose();
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+        return Task.CompletedTask;
+    }
+}
