@@ -8,7 +8,7 @@ namespace Helios.Storage.Postgres;
 
 /// <summary>The PostgreSQL store. Writers serialize on the <c>store_state</c> row lock; rows go in by binary COPY.</summary>
 public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtractor extractor, TimeProvider timeProvider)
-    : SqlResourceStore(extractor, timeProvider)
+    : SqlResourceStore(extractor, timeProvider), ISchemaMigrator
 {
     /// <summary>Arbitrary constant for the migration advisory lock ("Helios" in ASCII).</summary>
     private const long MigrationLockKey = 0x48656c696f73;

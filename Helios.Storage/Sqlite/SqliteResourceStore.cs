@@ -6,7 +6,7 @@ using Microsoft.Data.Sqlite;
 namespace Helios.Storage.Sqlite;
 
 /// <summary>The embedded store: one SQLite database file (WAL mode). One writer at a time, readers concurrent.</summary>
-public sealed class SqliteResourceStore : SqlResourceStore, IDisposable
+public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDisposable
 {
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writer = new(1, 1);

@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Text;
+using Helios.Api.Hosting;
+using Helios.Storage;
+using Helios.Storage.Fhir;
+using Helios.Storage.Indexing;
+using Helios.Storage.Loading;
+using Helios.Storage.Synthetic;
+
+namespace Helios.Api.Cli;
+
+/// <summary>
+/// Command-line verbs of Helios.Api (run instead of the web server):
+/// <c>load PATH...</c> bulk-loads NDJSON files or folders (.ndjson, .ndjson.gz) into the configured store;
+/// <c>generate --patients N [--seed S] [--output FILE]</c> writes deterministic synthetic NDJSON.
+/// </summary>
+internal static class CommandLine
+{
+    public static bool IsCommand(string[] args) => args.Length > 0 && args[0] is "load" or "generate";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var rest = args.Skip(1).ToArray();
+        return args[0] switch
+        {
+            "load" => await LoadAsync(rest),
+            "generate" => await GenerateAsync(rest),
+            _ => 2,
+        };
+    }
+
+    private static async Task<int> LoadAsync(string[] args)
+    {
+        var paths = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
+        var configArgs = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).ToArray();
+        if (paths.Count == 0)
+        {
+            await Console.Error.WriteLineAsync("usage: Helios.Api load PATH... [--Helios:DataDirectory=DIR | --Helios:Topology=postgres-s3 --ConnectionStrings:helios-db=...]");
+            return 2;
+        }
+
+        var builder = Host.CreateApplicationBuilder(configArgs);
+        builder.AddHeliosStorage();
+        using var host = builder.Build();
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        await host.Services.MigrateHeliosStorageAsync(cts.Token);
+        var loader = new NdjsonBulkLoader(host.Services.GetRequiredService<IResourceStore>(), host.Services.GetRequiredService<IndexExtractor>());
+        var result = await loader.LoadFilesAsync(paths, cts.Token);
+        foreach (var error in result.Errors.Take(20))
+        {
+            await Console.Error.WriteLineAsync($"{error.Source}:{error.Line}: {error.Message}");
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"loaded {result.Loaded} resources in {result.Elapsed.TotalSeconds:F1} s ({result.ResourcesPerSecond:F0}/s); {result.Failed} lines rejected"));
+        return result.Failed == 0 ? 0 : 1;
+    }
+
+    private static async Task<int> GenerateAsync(string[] args)
+    {
+        var patients = 100;
+        var seed = 42;
+        string? output = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--patients" when i + 1 < args.Length:
+                    patients = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--seed" when i + 1 < args.Length:
+                    seed = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--output" when i + 1 < args.Length:
+                    output = args[++i];
+                    break;
+                default:
+                    await Console.Error.WriteLineAsync("usage: Helios.Api generate [--patients N] [--seed S] [--output FILE.ndjson]");
+                    return 2;
+            }
+        }
+
+        await using var stream = output is null ? Console.OpenStandardOutput() : File.Create(output);
+        await using var writer = new StreamWriter(stream, new UTF8Encoding(false));
+        long count = 0;
+        foreach (var resource in new SyntheticDataGenerator(seed).Generate(patients))
+        {
+            await writer.WriteLineAsync(FhirJson.Serialize(resource));
+            count++;
+        }
+
+        if (output is not null)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {count} resources for {patients} patients to {output}"));
+        }
+
+        return 0;
+    }
+}

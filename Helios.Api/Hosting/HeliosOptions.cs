@@ -1,0 +1,29 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Helios.Api.Hosting;
+
+/// <summary>Settings under <c>Helios</c>.</summary>
+public sealed class HeliosOptions
+{
+    public const string SectionName = "Helios";
+
+    /// <summary><c>embedded</c> (SQLite under <see cref="DataDirectory"/>) or <c>postgres-s3</c> (PostgreSQL from the
+    /// <c>helios-db</c> connection string).</summary>
+    [Required]
+    public string Topology { get; set; } = "embedded";
+
+    /// <summary>Where the embedded topology keeps its SQLite database (created when missing).</summary>
+    [Required]
+    public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>Public base URL used in links; by default taken from each request.</summary>
+    public string? BaseUrl { get; set; }
+
+    /// <summary>Largest accepted request body; larger bodies get 413.</summary>
+    [Range(1024, long.MaxValue)]
+    public long MaxRequestBodyBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Search page size when the client sends no <c>_count</c>.</summary>
+    [Range(1, 1000)]
+    public int DefaultPageSize { get; set; } = 20;
+}
