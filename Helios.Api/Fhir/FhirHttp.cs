@@ -30,8 +30,27 @@ internal static class FhirHttp
             throw new FhirOperationException(415, $"Content-Type '{contentType}' is not supported: send application/fhir+json.", Hl7.Fhir.Model.OperationOutcome.IssueType.NotSupported);
         }
 
-        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
-        var body = await reader.ReadToEndAsync(cancellationToken);
+        var limit = context.RequestServices.GetRequiredService<IOptions<HeliosOptions>>().Value.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > limit)
+        {
+            throw TooLarge(limit);
+        }
+
+        // Kestrel enforces the limit too; this also covers chunked bodies and hosts without Kestrel.
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                throw TooLarge(limit);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        var body = Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
         if (string.IsNullOrWhiteSpace(body))
         {
             throw new FhirOperationException(400, "The request has no body; send a FHIR resource as application/fhir+json.", Hl7.Fhir.Model.OperationOutcome.IssueType.Required);
@@ -39,6 +58,11 @@ internal static class FhirHttp
 
         return body;
     }
+
+    private static FhirOperationException TooLarge(long limit) => new(
+        413,
+        $"The request body is larger than this server accepts ({limit} bytes, Helios:MaxRequestBodyBytes). Split the data into smaller requests or use the bulk load path.",
+        Hl7.Fhir.Model.OperationOutcome.IssueType.TooCostly);
 
     public static async Task WriteAsync(HttpContext context, FhirResponse response, CancellationToken cancellationToken)
     {
