@@ -1,0 +1,203 @@
+// Bulk load benchmark: Helios's load path (parse + validate structure + index + write) against the raw insert
+// speed of the same machine for the same rows, on SQLite and PostgreSQL, in one run.
+//   dotnet run -c Release --project bench/Helios.Bench -- [--resources N] [--source synthetic|synthea] [--backends sqlite,postgres]
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json.Nodes;
+using Helios.Storage.Fhir;
+using Helios.Storage.Indexing;
+using Helios.Storage.Loading;
+using Helios.Storage.Postgres;
+using Helios.Storage.Sqlite;
+using Helios.Storage.Synthetic;
+using Helios.Testing;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
+
+var resources = 200_000;
+var source = "synthea";
+var backends = new[] { "sqlite", "postgres" };
+for (var i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--resources": resources = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+        case "--source": source = args[++i]; break;
+        case "--backends": backends = args[++i].Split(','); break;
+    }
+}
+
+var work = Path.Combine(Path.GetTempPath(), "helios-bench-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(work);
+var ndjson = Path.Combine(work, "data.ndjson");
+var lines = WriteInput(ndjson, resources, source);
+var bytes = new FileInfo(ndjson).Length;
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"input: {lines} resources, {bytes / 1048576.0:F1} MiB NDJSON ({source}), {Environment.ProcessorCount} cores"));
+
+var extractor = new IndexExtractor(SearchParameterRegistry.Instance);
+var rows = File.ReadLines(ndjson).Select(l => { var n = JsonNode.Parse(l)!; return (Type: (string)n["resourceType"]!, Id: (string)n["id"]!, Json: l); }).ToList();
+
+foreach (var backend in backends)
+{
+    if (backend == "sqlite")
+    {
+        var raw = Time(() => RawSqlite(Path.Combine(work, "raw.db"), rows));
+        var store = new SqliteResourceStore(Path.Combine(work, "helios.db"), extractor, TimeProvider.System);
+        await store.MigrateAsync(CancellationToken.None);
+        var result = await new NdjsonBulkLoader(store, extractor).LoadFilesAsync([ndjson], CancellationToken.None);
+        Report("sqlite", lines, raw, result);
+    }
+    else
+    {
+        var server = await PostgresServer.GetAsync();
+        var rawCs = await server.CreateDatabaseAsync("bench_raw");
+        var raw = Time(() => RawCopy(rawCs, rows).GetAwaiter().GetResult());
+        await using var dataSource = NpgsqlDataSource.Create(await server.CreateDatabaseAsync("bench_helios"));
+        var store = new PostgresResourceStore(dataSource, extractor, TimeProvider.System);
+        await store.MigrateAsync(CancellationToken.None);
+        var result = await new NdjsonBulkLoader(store, extractor).LoadFilesAsync([ndjson], CancellationToken.None);
+        Report("postgres", lines, raw, result);
+    }
+}
+
+await (await PostgresServer.GetAsync()).DisposeAsync();
+SqliteConnection.ClearAllPools();
+Directory.Delete(work, recursive: true);
+return;
+
+static void Report(string backend, long lines, TimeSpan raw, NdjsonBulkLoader.Result result) =>
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{backend,-9} helios load: {result.Loaded} in {result.Elapsed.TotalSeconds,6:F1} s = {result.ResourcesPerSecond,8:F0} resources/s | raw insert of the same rows: {raw.TotalSeconds,6:F1} s = {lines / raw.TotalSeconds,8:F0} rows/s | ratio {result.Elapsed / raw:F2}x | rejected {result.Failed}"));
+
+static TimeSpan Time(Action action)
+{
+    var sw = Stopwatch.StartNew();
+    action();
+    return sw.Elapsed;
+}
+
+// The baseline: the same (type, id, json) rows into one table, one transaction, a prepared statement.
+static void RawSqlite(string path, List<(string Type, string Id, string Json)> rows)
+{
+    using var c = new SqliteConnection($"Data Source={path}");
+    c.Open();
+    using (var ddl = c.CreateCommand())
+    {
+        ddl.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE raw (seq INTEGER PRIMARY KEY, res_type TEXT, res_id TEXT, json TEXT)";
+        ddl.ExecuteNonQuery();
+    }
+
+    using var tx = c.BeginTransaction();
+    using var cmd = c.CreateCommand();
+    cmd.Transaction = tx;
+    cmd.CommandText = "INSERT INTO raw VALUES (@s, @t, @i, @j)";
+    var s = cmd.Parameters.Add("@s", SqliteType.Integer);
+    var t = cmd.Parameters.Add("@t", SqliteType.Text);
+    var i = cmd.Parameters.Add("@i", SqliteType.Text);
+    var j = cmd.Parameters.Add("@j", SqliteType.Text);
+    cmd.Prepare();
+    long n = 0;
+    foreach (var row in rows)
+    {
+        s.Value = ++n;
+        t.Value = row.Type;
+        i.Value = row.Id;
+        j.Value = row.Json;
+        cmd.ExecuteNonQuery();
+    }
+
+    tx.Commit();
+}
+
+static async Task RawCopy(string cs, List<(string Type, string Id, string Json)> rows)
+{
+    await using var c = new NpgsqlConnection(cs);
+    await c.OpenAsync();
+    await using (var ddl = new NpgsqlCommand("CREATE TABLE raw (seq BIGINT PRIMARY KEY, res_type TEXT, res_id TEXT, json TEXT)", c))
+    {
+        await ddl.ExecuteNonQueryAsync();
+    }
+
+    await using var w = await c.BeginBinaryImportAsync("COPY raw FROM STDIN (FORMAT BINARY)");
+    long n = 0;
+    foreach (var row in rows)
+    {
+        await w.StartRowAsync();
+        await w.WriteAsync(++n, NpgsqlDbType.Bigint);
+        await w.WriteAsync(row.Type, NpgsqlDbType.Text);
+        await w.WriteAsync(row.Id, NpgsqlDbType.Text);
+        await w.WriteAsync(row.Json, NpgsqlDbType.Text);
+    }
+
+    await w.CompleteAsync();
+}
+
+// Synthea: the synthea-r4-100 NDJSON replicated with fresh ids (references rewritten consistently);
+// synthetic: the project's own generator.
+static long WriteInput(string path, int count, string source)
+{
+    using var writer = new StreamWriter(path, false, new UTF8Encoding(false));
+    long written = 0;
+    if (source == "synthea" && FindSynthea() is { } dir)
+    {
+        var files = Directory.GetFiles(dir, "*.ndjson.gz").Order(StringComparer.Ordinal).ToList();
+        var originals = files.SelectMany(f =>
+        {
+            using var gz = new GZipStream(File.OpenRead(f), CompressionMode.Decompress);
+            using var reader = new StreamReader(gz);
+            var list = new List<string>();
+            while (reader.ReadLine() is { } l)
+            {
+                list.Add(l);
+            }
+
+            return list;
+        }).ToList();
+        for (var copy = 0; written < count; copy++)
+        {
+            foreach (var line in originals)
+            {
+                if (written >= count)
+                {
+                    break;
+                }
+
+                // Every id and reference gets the copy number as a suffix: each copy is a distinct, consistent data set.
+                var text = copy == 0 ? line : System.Text.RegularExpressions.Regex.Replace(line, "(\"id\":\"|\"reference\":\"[A-Za-z]+/)([0-9a-f-]{36}|[A-Za-z0-9.-]+)\"", m => $"{m.Groups[1].Value}{m.Groups[2].Value}-{copy}\"");
+                writer.WriteLine(text);
+                written++;
+            }
+        }
+
+        return written;
+    }
+
+    var patients = Math.Max(1, count / 21);
+    foreach (var resource in new SyntheticDataGenerator(seed: 1).Generate(patients))
+    {
+        writer.WriteLine(FhirJson.Serialize(resource));
+        if (++written >= count)
+        {
+            break;
+        }
+    }
+
+    return written;
+}
+
+static string? FindSynthea()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        var candidate = Path.Combine(dir.FullName, "shared", "data", "synthea-r4-100", "ndjson");
+        if (Directory.Exists(candidate))
+        {
+            return candidate;
+        }
+    }
+
+    return null;
+}
