@@ -85,6 +85,18 @@ public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
 
     private async Task<FhirResponse> TransactionAsync(Bundle bundle, string baseUrl, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await TransactionCoreAsync(bundle, baseUrl, cancellationToken);
+        }
+        catch (FhirOperationException ex)
+        {
+            throw new FhirOperationException(ex.Status, ex.Message + " The transaction was not applied: nothing was written.", ex.Code);
+        }
+    }
+
+    private async Task<FhirResponse> TransactionCoreAsync(Bundle bundle, string baseUrl, CancellationToken cancellationToken)
+    {
         var planned = bundle.Entry.Select((e, i) => new Planned(i, e)).ToList();
         var fullUrlMap = new Dictionary<string, string>(StringComparer.Ordinal);
         var touched = new HashSet<string>(StringComparer.Ordinal);
@@ -211,7 +223,7 @@ public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
         catch (ResourceConflictException ex)
         {
             var entry = writes[ex.WriteIndex].Index;
-            throw new FhirOperationException(ex.IsVersionMismatch ? 412 : 409, $"Transaction entry {entry} failed: {ex.Message} Nothing was written.", OperationOutcome.IssueType.Conflict);
+            throw new FhirOperationException(ex.IsVersionMismatch ? 412 : 409, $"Bundle entry {entry} failed: {ex.Message}", OperationOutcome.IssueType.Conflict);
         }
 
         for (var i = 0; i < writes.Count; i++)
@@ -310,7 +322,7 @@ public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
     }
 
     private static FhirOperationException Fail(int index, int status, string message) =>
-        new(status, $"Transaction entry {index} {message} Nothing was written.", status == 412 ? OperationOutcome.IssueType.MultipleMatches : OperationOutcome.IssueType.Invalid);
+        new(status, $"Bundle entry {index} {message}", status == 412 ? OperationOutcome.IssueType.MultipleMatches : OperationOutcome.IssueType.Invalid);
 
     /// <summary>Every Reference inside the resource (contained resources included).</summary>
     private static IEnumerable<ResourceReference> References(Base node)
