@@ -31,11 +31,12 @@ internal static class CommandLine
 
     private static async Task<int> LoadAsync(string[] args)
     {
+        var deferIndexes = args.Contains("--defer-indexes");
         var paths = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
-        var configArgs = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).ToArray();
+        var configArgs = args.Where(a => a.StartsWith("--", StringComparison.Ordinal) && a != "--defer-indexes").ToArray();
         if (paths.Count == 0)
         {
-            await Console.Error.WriteLineAsync("usage: Helios.Api load PATH... [--Helios:DataDirectory=DIR | --Helios:Topology=postgres-s3 --ConnectionStrings:helios-db=...]");
+            await Console.Error.WriteLineAsync("usage: Helios.Api load PATH... [--defer-indexes] [--Helios:DataDirectory=DIR | --Helios:Topology=postgres-s3 --ConnectionStrings:helios-db=...]");
             return 2;
         }
 
@@ -49,7 +50,10 @@ internal static class CommandLine
             cts.Cancel();
         };
         await host.Services.MigrateHeliosStorageAsync(cts.Token);
-        var loader = new NdjsonBulkLoader(host.Services.GetRequiredService<IResourceStore>(), host.Services.GetRequiredService<IndexExtractor>());
+        var loader = new NdjsonBulkLoader(host.Services.GetRequiredService<IResourceStore>(), host.Services.GetRequiredService<IndexExtractor>())
+        {
+            DeferIndexesOf = deferIndexes ? host.Services.GetRequiredService<ISchemaMigrator>() : null,
+        };
         var result = await loader.LoadFilesAsync(paths, cts.Token);
         foreach (var error in result.Errors.Take(20))
         {

@@ -21,8 +21,67 @@ public static class FhirJson
     /// <summary>Serializer options for pretty output.</summary>
     public static JsonSerializerOptions PrettyOptions { get; } = new JsonSerializerOptions { WriteIndented = true }.ForFhir(ModelInfo.ModelInspector);
 
-    /// <summary>Parses a resource, throwing <see cref="FhirParseException"/> with every issue found.</summary>
+    /// <summary>Parses a resource, throwing <see cref="FhirParseException"/> with every issue found. The non-strict
+    /// (bulk) mode skips the SDK's cardinality and pattern validation but still refuses unknown elements, values of
+    /// the wrong type and malformed dates; a refused resource is re-parsed strictly to report precise issues.</summary>
     public static Resource ParseResource(ReadOnlySpan<byte> utf8, bool strict = true)
+    {
+        var resource = Parse(utf8, strict);
+        if (!strict && !IsStructurallySound(resource))
+        {
+            Parse(utf8, strict: true);
+            throw new FhirParseException(["The resource has unknown elements, values of the wrong type or malformed dates."]);
+        }
+
+        return resource;
+    }
+
+    /// <summary>No overflow (unknown element or mistyped value) anywhere, and every date-like primitive well formed.</summary>
+    private static bool IsStructurallySound(Base node)
+    {
+        if (node.HasOverflow)
+        {
+            return false;
+        }
+
+        switch (node)
+        {
+            case FhirDateTime { Value: { } dt } when !FhirDateTime.IsValidValue(dt):
+            case Date { Value: { } d } when !Date.IsValidValue(d):
+            case Time { Value: { } t } when !Time.IsValidValue(t):
+            case FhirBoolean { JsonValue: not (null or bool) }:
+            case Integer { JsonValue: not (null or int) }:
+            case FhirDecimal { JsonValue: not (null or decimal) }:
+                return false;
+            case PrimitiveType:
+                return true;
+        }
+
+        foreach (var (_, value) in node.EnumerateElements())
+        {
+            if (value is Base child)
+            {
+                if (!IsStructurallySound(child))
+                {
+                    return false;
+                }
+            }
+            else if (value is System.Collections.IList list)
+            {
+                foreach (var item in list)
+                {
+                    if (item is Base b && !IsStructurallySound(b))
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+
+        return true;
+    }
+
+    private static Resource Parse(ReadOnlySpan<byte> utf8, bool strict)
     {
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
         var deserializer = strict ? s_strict : s_structural;
@@ -42,9 +101,10 @@ public static class FhirJson
             throw new FhirParseException(ex.Exceptions.Select(e => e.Message).ToList());
         }
 
-        if (!ok || resource is null)
+        var issueList = issues.ToList();
+        if (!ok || resource is null || issueList.Count > 0)
         {
-            var messages = issues.Select(i => i.Message).ToList();
+            var messages = issueList.Select(i => i.Message).ToList();
             if (messages.Count == 0)
             {
                 messages.Add("The body is not a FHIR R4 resource.");

@@ -16,6 +16,14 @@ public sealed class SearchParameterRegistry
     private readonly FrozenDictionary<string, FrozenDictionary<string, SearchParameterInfo>> _byType;
     private readonly FrozenDictionary<string, string[]> _patientCompartmentParams;
 
+    private static readonly (string Name, SearchParamType Type, string Expression)[] s_metaParameters =
+    [
+        ("_tag", SearchParamType.Token, "Resource.meta.tag"),
+        ("_security", SearchParamType.Token, "Resource.meta.security"),
+        ("_profile", SearchParamType.Uri, "Resource.meta.profile"),
+        ("_source", SearchParamType.Uri, "Resource.meta.source"),
+    ];
+
     public static SearchParameterRegistry Instance => s_instance.Value;
 
     /// <summary>Resource types that are members of the patient compartment (Patient itself included).</summary>
@@ -52,6 +60,15 @@ public sealed class SearchParameterRegistry
 
                 var targets = (sp.Target ?? []).Select(t => t.ToString()).ToArray();
                 parameters[sp.Name!] = new SearchParameterInfo(resourceType, sp.Name!, sp.Type, sp.Expression!, targets, select);
+            }
+
+            // The SDK's list lacks the common meta parameters of R4 (they apply to every resource).
+            foreach (var (name, type, expression) in s_metaParameters)
+            {
+                if (!parameters.ContainsKey(name) && Compile(expression, resourceType) is { } select)
+                {
+                    parameters[name] = new SearchParameterInfo(resourceType, name, type, expression, [], select);
+                }
             }
 
             byType[resourceType] = parameters.ToFrozenDictionary(StringComparer.Ordinal);

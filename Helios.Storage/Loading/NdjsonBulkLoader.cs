@@ -19,6 +19,10 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
 {
     public int BatchSize { get; init; } = 5000;
 
+    /// <summary>When set, the search and history indexes are dropped for the load and rebuilt once at the end
+    /// (counted in the elapsed time). Meant for loads while no server is searching the store.</summary>
+    public ISchemaMigrator? DeferIndexesOf { get; init; }
+
     public sealed record LineError(string Source, long Line, string Message);
 
     public sealed record Result(long Loaded, long Failed, IReadOnlyList<LineError> Errors, TimeSpan Elapsed)
@@ -86,6 +90,11 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
     public async Task<Result> LoadAsync(IAsyncEnumerable<(string Source, long Line, string Text)> lines, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
+        if (DeferIndexesOf is { } schema)
+        {
+            await schema.DropSecondaryIndexesAsync(cancellationToken);
+        }
+
         var errors = new List<LineError>();
         long loaded = 0;
         var channel = Channel.CreateBounded<List<PreparedResource>>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
@@ -122,7 +131,20 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
             channel.Writer.TryComplete();
         }
 
-        await writer;
+        try
+        {
+            await writer;
+        }
+        finally
+        {
+            // Rebuild even after a failed batch, so the store is searchable again; a cancelled load is healed by the
+            // next start (migrations re-create missing indexes).
+            if (DeferIndexesOf is { } rebuild && !cancellationToken.IsCancellationRequested)
+            {
+                await rebuild.EnsureSecondaryIndexesAsync(CancellationToken.None);
+            }
+        }
+
         return new Result(loaded, errors.Count, errors, stopwatch.Elapsed);
     }
 

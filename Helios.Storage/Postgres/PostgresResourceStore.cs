@@ -34,6 +34,23 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         }
 
         await transaction.CommitAsync(cancellationToken);
+        await EnsureSecondaryIndexesAsync(cancellationToken);
+    }
+
+    protected override bool IsPostgres => true;
+
+    protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await Exec(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLockKey})", cancellationToken);
+        await Exec(connection, transaction, "SET LOCAL maintenance_work_mem = '256MB'", cancellationToken);
+        foreach (var statement in statements)
+        {
+            await Exec(connection, transaction, statement, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
     }
 
     private static async Task Exec(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)

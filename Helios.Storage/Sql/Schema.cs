@@ -27,29 +27,36 @@ internal static class Schema
             """,
             "CREATE UNIQUE INDEX ux_resources_version ON resources (res_type, res_id, version)",
             "CREATE UNIQUE INDEX ux_resources_current ON resources (res_type, res_id) WHERE next_seq IS NULL",
-            "CREATE INDEX ix_resources_type_seq ON resources (res_type, seq)",
-            "CREATE INDEX ix_resources_last_updated ON resources (last_updated)",
             $"CREATE TABLE idx_token (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, system {text} NULL, code {text} NULL)",
-            "CREATE INDEX ix_idx_token ON idx_token (res_type, param, code, system, seq)",
             $"CREATE TABLE idx_string (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, normalized {text} NOT NULL, exact {text} NOT NULL)",
-            postgres
-                ? "CREATE INDEX ix_idx_string ON idx_string (res_type, param, normalized text_pattern_ops, seq)"
-                : "CREATE INDEX ix_idx_string ON idx_string (res_type, param, normalized, seq)",
             $"CREATE TABLE idx_reference (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, target_type {text} NULL, target_id {text} NOT NULL)",
-            "CREATE INDEX ix_idx_reference ON idx_reference (res_type, param, target_id, target_type, seq)",
-            "CREATE INDEX ix_idx_reference_seq ON idx_reference (seq)",
             $"CREATE TABLE idx_date (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, low BIGINT NOT NULL, high BIGINT NOT NULL)",
-            "CREATE INDEX ix_idx_date ON idx_date (res_type, param, low, high, seq)",
-            "CREATE INDEX ix_idx_date_seq ON idx_date (seq, param)",
             $"CREATE TABLE idx_number (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, value {real} NOT NULL)",
-            "CREATE INDEX ix_idx_number ON idx_number (res_type, param, value, seq)",
             $"CREATE TABLE idx_quantity (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, system {text} NULL, code {text} NULL, value {real} NOT NULL)",
-            "CREATE INDEX ix_idx_quantity ON idx_quantity (res_type, param, value, seq)",
             $"CREATE TABLE idx_uri (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, value {text} NOT NULL)",
-            "CREATE INDEX ix_idx_uri ON idx_uri (res_type, param, value, seq)",
             $"CREATE TABLE compartment (seq BIGINT NOT NULL, res_type {text} NOT NULL, patient_id {text} NOT NULL)",
-            "CREATE INDEX ix_compartment ON compartment (patient_id, res_type, seq)",
         };
         return [version1];
     }
+
+    /// <summary>
+    /// Secondary indexes, kept out of the migrations so that a bulk load into a store can drop them and build them
+    /// once at the end (sorted builds are far faster than row-by-row maintenance). Every startup re-creates any that
+    /// are missing, so an interrupted load heals on the next start.
+    /// </summary>
+    public static IReadOnlyList<(string Name, string Definition)> SecondaryIndexes(bool postgres) =>
+    [
+        ("ix_resources_type_seq", "resources (res_type, seq)"),
+        ("ix_resources_last_updated", "resources (last_updated)"),
+        ("ix_idx_token", "idx_token (res_type, param, code, system, seq)"),
+        ("ix_idx_string", postgres ? "idx_string (res_type, param, normalized text_pattern_ops, seq)" : "idx_string (res_type, param, normalized, seq)"),
+        ("ix_idx_reference", "idx_reference (res_type, param, target_id, target_type, seq)"),
+        ("ix_idx_reference_seq", "idx_reference (seq)"),
+        ("ix_idx_date", "idx_date (res_type, param, low, high, seq)"),
+        ("ix_idx_date_seq", "idx_date (seq, param)"),
+        ("ix_idx_number", "idx_number (res_type, param, value, seq)"),
+        ("ix_idx_quantity", "idx_quantity (res_type, param, value, seq)"),
+        ("ix_idx_uri", "idx_uri (res_type, param, value, seq)"),
+        ("ix_compartment", "compartment (patient_id, res_type, seq)"),
+    ];
 }

@@ -33,6 +33,17 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
 
     protected abstract Task SupersedeAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> pairs, CancellationToken cancellationToken);
 
+    /// <summary>Runs DDL statements in one transaction (PostgreSQL: under the migration advisory lock).</summary>
+    protected abstract Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken);
+
+    protected abstract bool IsPostgres { get; }
+
+    public Task DropSecondaryIndexesAsync(CancellationToken cancellationToken) =>
+        ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"DROP INDEX IF EXISTS {i.Name}").ToList(), cancellationToken);
+
+    public Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken) =>
+        ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}").ToList(), cancellationToken);
+
     /// <summary>Releases an in-process writer lock, if the dialect uses one.</summary>
     protected virtual void EndWrite()
     {

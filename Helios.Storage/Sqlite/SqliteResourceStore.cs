@@ -78,6 +78,24 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         }
 
         await transaction.CommitAsync(cancellationToken);
+        await EnsureSecondaryIndexesAsync(cancellationToken);
+    }
+
+    protected override bool IsPostgres => false;
+
+    protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
+    {
+        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var statement in statements)
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = statement;
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
     }
 
     protected override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken)
@@ -85,7 +103,7 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
         await using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY";
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY";
         await pragma.ExecuteNonQueryAsync(cancellationToken);
         return connection;
     }

@@ -20,6 +20,12 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
         return store;
     }
 
+    protected override async Task<int> CountSecondaryIndexesAsync()
+    {
+        await using var cmd = _dataSource!.CreateCommand("SELECT COUNT(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'ix_%'");
+        return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public override async Task DisposeAsync()
     {
         if (_dataSource is not null)

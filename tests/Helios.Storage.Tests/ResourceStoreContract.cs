@@ -271,6 +271,26 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NdjsonLoad_ReportsBadLines_LoadsTheRest_AndRebuildsDeferredIndexes()
+    {
+        var good1 = Helios.Storage.Fhir.FhirJson.Serialize(NewPatient("nd1", "Ndjson"));
+        var good2 = Helios.Storage.Fhir.FhirJson.Serialize(NewPatient("nd2", "Ndjson"));
+        var text = string.Join("\n", good1, "{\"resourceType\":\"Patient\",\"colour\":\"blue\"}", "", "{not json", good2) + "\n";
+        var loader = new NdjsonBulkLoader(Store, Extractor) { BatchSize = 2, DeferIndexesOf = (ISchemaMigrator)Store };
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text));
+        var result = await loader.LoadAsync(NdjsonBulkLoader.ReadLinesAsync(stream, "test.ndjson", Ct), Ct);
+        Assert.Equal(2, result.Loaded);
+        Assert.Equal(2, result.Failed);
+        Assert.Equal([2L, 4L], result.Errors.Select(e => e.Line));
+        Assert.Contains("colour", result.Errors[0].Message);
+        Assert.Equal(new HashSet<string> { "nd1", "nd2" }, await Ids("Patient", "family=ndjson"));
+        Assert.Equal(12, await CountSecondaryIndexesAsync());
+    }
+
+    /// <summary>How many of the store's secondary indexes exist.</summary>
+    protected abstract Task<int> CountSecondaryIndexesAsync();
+
+    [Fact]
     public async Task LastUpdatedSearch_UsesTheVersionTimestamp()
     {
         await Store.WriteAsync([ResourceWrite.Create(NewPatient("lu1"))], Ct);

@@ -17,6 +17,15 @@ public sealed class SqliteResourceStoreTests : ResourceStoreContract
         return _store;
     }
 
+    protected override async Task<int> CountSecondaryIndexesAsync()
+    {
+        await using var c = new SqliteConnection($"Data Source={_store!.DatabasePath}");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'";
+        return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public override Task DisposeAsync()
     {
         _store?.Dispose();
