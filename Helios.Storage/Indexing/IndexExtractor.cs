@@ -136,8 +136,11 @@ public sealed class IndexExtractor(SearchParameterRegistry registry)
             clr.IsGenericType && clr.GetGenericTypeDefinition() == typeof(Code<>)
                 ? clr.GetProperty("Value", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.DeclaredOnly)
                 : null);
-        return property?.GetValue(primitive) is Enum e ? e.GetSystem() : null;
+        return property?.GetValue(primitive) is Enum e ? s_enumSystem.GetOrAdd(e.GetType(), static (_, value) => value.GetSystem(), e) : null;
     }
+
+    /// <summary>The code system of a bound enum type (one per type; the SDK looks it up by reflection each call).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, string?> s_enumSystem = new();
 
     private static void AddCoding(IndexEntries entries, string name, Coding coding)
     {

@@ -135,48 +135,41 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
-    protected override async Task<Dictionary<(string Type, string Id), CurrentVersion>> LookupCurrentAsync(
+    protected override Task<Dictionary<(string Type, string Id), CurrentVersion>> LookupCurrentAsync(
         DbConnection connection, DbTransaction transaction, IReadOnlyCollection<(string Type, string Id)> keys, CancellationToken cancellationToken)
     {
         var result = new Dictionary<(string, string), CurrentVersion>(keys.Count);
-        await using var command = (SqliteCommand)connection.CreateCommand();
-        command.Transaction = (SqliteTransaction)transaction;
-        command.CommandText = "SELECT seq, version, deleted FROM resources WHERE res_type = @t AND res_id = @i AND next_seq IS NULL";
-        var t = command.Parameters.Add("@t", SqliteType.Text);
-        var i = command.Parameters.Add("@i", SqliteType.Text);
-        command.Prepare();
+        using var lookup = new RawStatement((SqliteConnection)connection, "SELECT seq, version, deleted FROM resources WHERE res_type = ? AND res_id = ? AND next_seq IS NULL");
         foreach (var key in keys)
         {
-            t.Value = key.Type;
-            i.Value = key.Id;
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (await reader.ReadAsync(cancellationToken))
+            cancellationToken.ThrowIfCancellationRequested();
+            if (lookup.Bind(1, key.Type).Bind(2, key.Id).ReadSingle(out var seq, out var version, out var deleted))
             {
-                result[key] = new CurrentVersion(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2) != 0);
+                result[key] = new CurrentVersion(seq, (int)version, deleted != 0);
             }
         }
 
-        return result;
+        return Task.FromResult(result);
     }
 
     protected override Task InsertRowsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<NewVersion> rows, CancellationToken cancellationToken)
     {
         var c = (SqliteConnection)connection;
-        var tx = (SqliteTransaction)transaction;
-        using var resource = Prepare(c, tx, "INSERT INTO resources (seq, res_type, res_id, version, last_updated, deleted, next_seq, json) VALUES (@a, @b, @c, @d, @e, @f, @g, @h)", 8);
-        using var token = Prepare(c, tx, "INSERT INTO idx_token VALUES (@a, @b, @c, @d, @e)", 5);
-        using var str = Prepare(c, tx, "INSERT INTO idx_string VALUES (@a, @b, @c, @d, @e)", 5);
-        using var reference = Prepare(c, tx, "INSERT INTO idx_reference VALUES (@a, @b, @c, @d, @e)", 5);
-        using var date = Prepare(c, tx, "INSERT INTO idx_date VALUES (@a, @b, @c, @d, @e)", 5);
-        using var number = Prepare(c, tx, "INSERT INTO idx_number VALUES (@a, @b, @c, @d)", 4);
-        using var quantity = Prepare(c, tx, "INSERT INTO idx_quantity VALUES (@a, @b, @c, @d, @e, @f)", 6);
-        using var uri = Prepare(c, tx, "INSERT INTO idx_uri VALUES (@a, @b, @c, @d)", 4);
-        using var compartment = Prepare(c, tx, "INSERT INTO compartment VALUES (@a, @b, @c)", 3);
+        using var resource = new RawStatement(c, "INSERT INTO resources (seq, res_type, res_id, version, last_updated, deleted, next_seq, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        using var token = new RawStatement(c, "INSERT INTO idx_token VALUES (?, ?, ?, ?, ?)");
+        using var str = new RawStatement(c, "INSERT INTO idx_string VALUES (?, ?, ?, ?, ?)");
+        using var reference = new RawStatement(c, "INSERT INTO idx_reference VALUES (?, ?, ?, ?, ?)");
+        using var date = new RawStatement(c, "INSERT INTO idx_date VALUES (?, ?, ?, ?, ?)");
+        using var number = new RawStatement(c, "INSERT INTO idx_number VALUES (?, ?, ?, ?)");
+        using var quantity = new RawStatement(c, "INSERT INTO idx_quantity VALUES (?, ?, ?, ?, ?, ?)");
+        using var uri = new RawStatement(c, "INSERT INTO idx_uri VALUES (?, ?, ?, ?)");
+        using var compartment = new RawStatement(c, "INSERT INTO compartment VALUES (?, ?, ?)");
 
         foreach (var row in rows)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            Run(resource, row.Seq, row.Type, row.Id, row.Version, row.LastUpdated, row.Deleted ? 1 : 0, row.NextSeq, row.Json);
+            resource.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, row.Id).Bind(4, row.Version).Bind(5, row.LastUpdated)
+                .Bind(6, row.Deleted ? 1L : 0L).Bind(7, row.NextSeq).Bind(8, row.Json).Execute();
             if (row.Deleted || row.Index is not { } index)
             {
                 continue;
@@ -184,42 +177,42 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
 
             foreach (var e in index.Tokens)
             {
-                Run(token, row.Seq, row.Type, e.Param, e.System, e.Code);
+                token.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.System).Bind(5, e.Code).Execute();
             }
 
             foreach (var e in index.Strings)
             {
-                Run(str, row.Seq, row.Type, e.Param, e.Normalized, e.Exact);
+                str.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.Normalized).Bind(5, e.Exact).Execute();
             }
 
             foreach (var e in index.References)
             {
-                Run(reference, row.Seq, row.Type, e.Param, e.TargetType, e.TargetId);
+                reference.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.TargetType).Bind(5, e.TargetId).Execute();
             }
 
             foreach (var e in index.Dates)
             {
-                Run(date, row.Seq, row.Type, e.Param, e.Low, e.High);
+                date.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.Low).Bind(5, e.High).Execute();
             }
 
             foreach (var e in index.Numbers)
             {
-                Run(number, row.Seq, row.Type, e.Param, (double)e.Value);
+                number.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, (double)e.Value).Execute();
             }
 
             foreach (var e in index.Quantities)
             {
-                Run(quantity, row.Seq, row.Type, e.Param, e.System, e.Code, (double)e.Value);
+                quantity.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.System).Bind(5, e.Code).Bind(6, (double)e.Value).Execute();
             }
 
             foreach (var e in index.Uris)
             {
-                Run(uri, row.Seq, row.Type, e.Param, e.Value);
+                uri.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.Value).Execute();
             }
 
             foreach (var patient in index.Compartments)
             {
-                Run(compartment, row.Seq, row.Type, patient);
+                compartment.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, patient).Execute();
             }
         }
 
@@ -233,37 +226,13 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
             return Task.CompletedTask;
         }
 
-        using var command = Prepare((SqliteConnection)connection, (SqliteTransaction)transaction, "UPDATE resources SET next_seq = @a WHERE seq = @b", 2);
+        using var command = new RawStatement((SqliteConnection)connection, "UPDATE resources SET next_seq = ? WHERE seq = ?");
         foreach (var (oldSeq, newSeq) in pairs)
         {
-            Run(command, newSeq, oldSeq);
+            command.Bind(1, newSeq).Bind(2, oldSeq).Execute();
         }
 
         return Task.CompletedTask;
-    }
-
-    private static SqliteCommand Prepare(SqliteConnection connection, SqliteTransaction transaction, string sql, int parameterCount)
-    {
-        var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        for (var i = 0; i < parameterCount; i++)
-        {
-            command.Parameters.Add(new SqliteParameter("@" + (char)('a' + i), null));
-        }
-
-        command.Prepare();
-        return command;
-    }
-
-    private static void Run(SqliteCommand command, params object?[] values)
-    {
-        for (var i = 0; i < values.Length; i++)
-        {
-            command.Parameters[i].Value = values[i] ?? DBNull.Value;
-        }
-
-        command.ExecuteNonQuery();
     }
 
     public void Dispose() => _writer.Dispose();
