@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO.Compression;
 using System.Text;
 using System.Threading.Channels;
+using Helios.Storage.Diagnostics;
 using Helios.Storage.Fhir;
 using Helios.Storage.Indexing;
 using Hl7.Fhir.Model;
@@ -103,6 +104,8 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
         {
             await foreach (var batch in channel.Reader.ReadAllAsync(cancellationToken))
             {
+                using var activity = StorageTelemetry.ActivitySource.StartActivity("helios.storage.bulk_batch");
+                activity?.SetTag("helios.storage.batch_size", batch.Count);
                 await store.LoadBatchAsync(batch, cancellationToken);
                 loaded += batch.Count;
             }
@@ -181,6 +184,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
             else if (failures[i] is { } f)
             {
                 errors.Add(f);
+                StorageTelemetry.BulkLinesRejected.Add(1);
             }
         }
 

@@ -1,6 +1,8 @@
 using System.Data.Common;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Helios.Storage.Diagnostics;
 using Helios.Storage.Fhir;
 using Helios.Storage.Indexing;
 using Helios.Storage.Search;
@@ -70,6 +72,10 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             return [];
         }
 
+        using var activity = StorageTelemetry.ActivitySource.StartActivity("helios.storage.write");
+        activity?.SetTag("helios.storage.backend", IsPostgres ? "postgresql" : "sqlite");
+        activity?.SetTag("helios.storage.writes", writes.Count);
+        var started = Stopwatch.GetTimestamp();
         await using var connection = await OpenAsync(cancellationToken);
         var transaction = await BeginWriteAsync(connection, cancellationToken);
         try
@@ -134,6 +140,11 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             await InsertRowsAsync(connection, transaction, rows, cancellationToken);
             await WriteClockAsync(connection, transaction, lastSeq, ts - 1, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
+            StorageTelemetry.WriteDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            foreach (var group in rows.GroupBy(x => x.Type))
+            {
+                StorageTelemetry.VersionsWritten.Add(group.Count(), new KeyValuePair<string, object?>("resource_type", group.Key));
+            }
 
             var r = 0;
             for (var i = 0; i < outcomes.Length; i++)
@@ -238,6 +249,21 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     public async Task<SearchResult> SearchAsync(SearchQuery query, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(query);
+        using var activity = StorageTelemetry.ActivitySource.StartActivity("helios.storage.search");
+        activity?.SetTag("helios.resource_type", query.Type);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            return await SearchCoreAsync(query, cancellationToken);
+        }
+        finally
+        {
+            StorageTelemetry.SearchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("resource_type", query.Type));
+        }
+    }
+
+    private async Task<SearchResult> SearchCoreAsync(SearchQuery query, CancellationToken cancellationToken)
+    {
         var p = new SqlParameters();
         var where = SearchSqlBuilder.BuildWhere(query, p);
         long? total = null;

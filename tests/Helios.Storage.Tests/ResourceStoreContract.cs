@@ -291,6 +291,46 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     protected abstract Task<int> CountSecondaryIndexesAsync();
 
     [Fact]
+    public async Task WritesAndSearches_EmitSpansAndMetrics()
+    {
+        var spans = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = s => s.Name == Diagnostics.StorageTelemetry.Name,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a => spans.Add(a.OperationName + ":" + a.GetTagItem("helios.resource_type")),
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        long written = 0;
+        using var meters = new System.Diagnostics.Metrics.MeterListener();
+        meters.InstrumentPublished = (i, l) =>
+        {
+            if (i.Meter.Name == Diagnostics.StorageTelemetry.Name && i.Name == "helios.storage.versions_written")
+            {
+                l.EnableMeasurementEvents(i);
+            }
+        };
+        meters.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "resource_type" && (string?)tag.Value == "Basic")
+                {
+                    Interlocked.Add(ref written, value);
+                }
+            }
+        });
+        meters.Start();
+
+        var basic = new Basic { Id = "telemetry-" + Guid.NewGuid().ToString("N")[..8], Code = new CodeableConcept("urn:test", "t") };
+        await Store.WriteAsync([ResourceWrite.Create(basic)], Ct);
+        await Search("Basic", "code=t");
+        Assert.Contains("helios.storage.write:", spans);
+        Assert.Contains("helios.storage.search:Basic", spans);
+        Assert.True(Interlocked.Read(ref written) >= 1);
+    }
+
+    [Fact]
     public async Task LastUpdatedSearch_UsesTheVersionTimestamp()
     {
         await Store.WriteAsync([ResourceWrite.Create(NewPatient("lu1"))], Ct);
