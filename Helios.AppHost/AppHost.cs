@@ -2,8 +2,9 @@
 // Api's data directory); PostgreSQL, the object store, the workers and the auth server join with the export engine.
 var builder = DistributedApplication.CreateBuilder(args);
 
-var dataDirectory = builder.Configuration["Helios:DataDirectory"]
-    ?? Path.Combine(builder.AppHostDirectory, "..", "data", "apphost");
+var dataDirectory = builder.Configuration["Helios:DataDirectory"] is { Length: > 0 } configured
+    ? configured
+    : Path.Combine(builder.AppHostDirectory, "..", "data", "apphost");
 
 builder.AddProject<Projects.Helios_Api>("helios-api")
     .WithEnvironment("Helios__Topology", "embedded")
