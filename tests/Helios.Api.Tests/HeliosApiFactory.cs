@@ -57,3 +57,9 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
 }
 
 public sealed class PostgresHeliosApiFactory() : HeliosApiFactory(postgres: true);
+
+/// <summary>For whole Synthea bundles (the provider bundles are several MB).</summary>
+public sealed class LargeBodyHeliosApiFactory : HeliosApiFactory
+{
+    public LargeBodyHeliosApiFactory() => MaxBodyBytes = 64 * 1024 * 1024;
+}

@@ -8,7 +8,7 @@ namespace Helios.Api.Tests;
 /// <summary>Loads the 100 Synthea transaction bundles (plus providers and the group) through POST [base].</summary>
 public class SyntheaLoadFixture : IAsyncLifetime
 {
-    public HeliosApiFactory Factory { get; } = new() { MaxBodyBytes = 64 * 1024 * 1024 };
+    public HeliosApiFactory Factory { get; } = new LargeBodyHeliosApiFactory();
 
     public HttpClient Client { get; private set; } = null!;
 

@@ -9,23 +9,26 @@ namespace Helios.Api.Tests;
 /// </summary>
 public static class SyntheaData
 {
-    public static readonly string? BundleDirectory = Find();
+    public static readonly string? BundleDirectory = Find("synthea-r4-100");
+
+    /// <summary>The US Core HIV set: provider batches with ifNoneExist, patient transactions with conditional references.</summary>
+    public static readonly string? HivDirectory = Find("synthea-uscore-hiv-79") is { } b ? Path.GetDirectoryName(b) : null;
 
     public static string SkipReason =>
         "The synthea-r4-100 data set was not found (looked for shared/data/synthea-r4-100/bundles above the test directory and at HELIOS_SHARED_DATA).";
 
-    private static string? Find()
+    private static string? Find(string set)
     {
         var configured = Environment.GetEnvironmentVariable("HELIOS_SHARED_DATA");
         if (!string.IsNullOrEmpty(configured))
         {
-            var candidate = Path.Combine(configured, "synthea-r4-100", "bundles");
+            var candidate = Path.Combine(configured, set, "bundles");
             return Directory.Exists(candidate) ? candidate : null;
         }
 
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            var candidate = Path.Combine(dir.FullName, "shared", "data", "synthea-r4-100", "bundles");
+            var candidate = Path.Combine(dir.FullName, "shared", "data", set, "bundles");
             if (Directory.Exists(candidate))
             {
                 return candidate;
@@ -58,6 +61,17 @@ public static class SyntheaData
             using var doc = JsonDocument.Parse(ReadText(f));
             return doc.RootElement.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").Clone()).ToList();
         }).ToList();
+}
+
+public sealed class HivDataFactAttribute : FactAttribute
+{
+    public HivDataFactAttribute()
+    {
+        if (SyntheaData.HivDirectory is null)
+        {
+            Skip = "The synthea-uscore-hiv-79 data set was not found (shared/data above the test directory, or HELIOS_SHARED_DATA).";
+        }
+    }
 }
 
 public sealed class SyntheaFactAttribute : FactAttribute
