@@ -10,7 +10,7 @@ namespace Helios.Api.Fhir;
 /// conditional update/delete URLs, conditional references) and every <c>urn:uuid</c> fullUrl first, then applies
 /// all writes in one atomic store call: any failure writes nothing and names the failing entry.
 /// </summary>
-public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
+public sealed class BundleProcessor(FhirService fhir, SearchQueryParser parser, InMemorySearchMatcher matcher, TimeProvider timeProvider)
 {
     public async Task<FhirResponse> ProcessAsync(Bundle bundle, string baseUrl, CancellationToken cancellationToken)
     {
@@ -180,7 +180,9 @@ public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
             p.Write = ResourceWrite.Update(resource, FhirService.ParseIfMatch(p.Request.IfMatch));
         }
 
-        // Rewrite references: urn:uuid fullUrls and conditional references.
+        // Rewrite references: urn:uuid fullUrls and conditional references (which may match stored resources or
+        // resources this transaction creates or updates).
+        var deleted = planned.Where(p => p.Write?.Kind == WriteKind.Delete).Select(p => $"{p.Write!.Type}/{p.Write.Id}").ToHashSet(StringComparer.Ordinal);
         foreach (var p in planned.Where(p => p.Write?.Resource is not null))
         {
             foreach (var reference in References(p.Write!.Resource!))
@@ -203,13 +205,19 @@ public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
                 {
                     var q = target.IndexOf('?');
                     var type = target[..q];
-                    var matches = await FindOrFail(p.Index, type, target[(q + 1)..], cancellationToken);
-                    if (matches.Count != 1)
+                    var criteria = target[(q + 1)..];
+                    var candidates = (await FindOrFail(p.Index, type, criteria, cancellationToken))
+                        .Where(m => !deleted.Contains($"{m.Type}/{m.Id}"))
+                        .Select(m => m.Id)
+                        .Concat(InTransaction(planned, type, criteria, p.Index))
+                        .Distinct(StringComparer.Ordinal)
+                        .ToList();
+                    if (candidates.Count != 1)
                     {
-                        throw Fail(p.Index, 412, $"has the conditional reference {target}, which matched {matches.Count} resources; it must match exactly one.");
+                        throw Fail(p.Index, 412, $"has the conditional reference {target}, which matched {candidates.Count} resources (stored or in this transaction); it must match exactly one.");
                     }
 
-                    reference.Reference = $"{type}/{matches[0].Id}";
+                    reference.Reference = $"{type}/{candidates[0]}";
                 }
             }
         }
@@ -248,6 +256,24 @@ public sealed class BundleProcessor(FhirService fhir, TimeProvider timeProvider)
         }
 
         return new FhirResponse(200, BundleWriter.Response("transaction-response", planned.Select(p => p.Response!).ToList(), baseUrl, timeProvider.GetUtcNow()));
+    }
+
+    /// <summary>Ids of the resources written by this transaction that match the criteria.</summary>
+    private IEnumerable<string> InTransaction(List<Planned> planned, string type, string criteria, int index)
+    {
+        SearchQuery query;
+        try
+        {
+            query = parser.Parse(type, FhirService.ParseQueryString(criteria), strict: true).Query;
+        }
+        catch (SearchException ex)
+        {
+            throw Fail(index, 400, $"has criteria '{type}?{criteria}' that cannot be searched: {ex.Message}");
+        }
+
+        return planned
+            .Where(x => x.Write is { Kind: not WriteKind.Delete, Resource: { } r } && r.TypeName == type && matcher.Matches(query, r))
+            .Select(x => x.Write!.Id);
     }
 
     private static FhirResponse ToResponse(StoredResource stored, string baseUrl, int status) => new(

@@ -21,6 +21,7 @@ public static class StorageHostingExtensions
         builder.Services.AddSingleton(_ => SearchParameterRegistry.Instance);
         builder.Services.AddSingleton<IndexExtractor>();
         builder.Services.AddSingleton<SearchQueryParser>();
+        builder.Services.AddSingleton<InMemorySearchMatcher>();
 
         if (topology == HeliosTopology.PostgresS3)
         {

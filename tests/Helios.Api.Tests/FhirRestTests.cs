@@ -156,7 +156,8 @@ public abstract class FhirRestContract<TFactory>(TFactory factory) : IClassFixtu
           {"fullUrl":"urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0","resource":{"resourceType":"Patient","identifier":[{"system":"urn:test:mrn","value":"{{{mrn}}}"}]},"request":{"method":"POST","url":"Patient"}},
           {"fullUrl":"urn:uuid:1d3151bd-1cbf-4d64-b04d-cd9187a4c6e1","resource":{"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},"subject":{"reference":"urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"}},"request":{"method":"POST","url":"Encounter"}},
           {"resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"},"encounter":{"reference":"urn:uuid:1d3151bd-1cbf-4d64-b04d-cd9187a4c6e1"}},"request":{"method":"POST","url":"Observation"}},
-          {"resource":{"resourceType":"Observation","status":"final","code":{"text":"conditional ref"},"subject":{"reference":"Patient?identifier=urn:test:other|{{{mrn}}}"}},"request":{"method":"POST","url":"Observation"}}
+          {"resource":{"resourceType":"Observation","status":"final","code":{"text":"conditional ref"},"subject":{"reference":"Patient?identifier=urn:test:other|{{{mrn}}}"}},"request":{"method":"POST","url":"Observation"}},
+          {"resource":{"resourceType":"Observation","status":"final","code":{"text":"conditional ref to an entry"},"subject":{"reference":"Patient?identifier=urn:test:mrn|{{{mrn}}}"}},"request":{"method":"POST","url":"Observation"}}
         ]}
         """;
         var response = await _client.SendAsync(Request(HttpMethod.Post, "/", transaction));
@@ -170,9 +171,10 @@ public abstract class FhirRestContract<TFactory>(TFactory factory) : IClassFixtu
         Assert.Equal($"Patient/{patientId}", entries[1].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
         Assert.Equal($"Encounter/{encounterId}", entries[2].GetProperty("resource").GetProperty("encounter").GetProperty("reference").GetString());
         Assert.Equal($"Patient/{otherId}", entries[3].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal($"Patient/{patientId}", entries[4].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
 
         var compartment = await AllIdsAsync(_client, $"/Patient/{patientId}/Observation");
-        Assert.Single(compartment);
+        Assert.Equal(2, compartment.Count);
         Assert.Single(await AllIdsAsync(_client, $"/Patient/{otherId}/Observation"));
         var included = await (await _client.GetAsync($"/Encounter?_id={encounterId}&_include=Encounter:subject&_revinclude=Observation:encounter")).JsonAsync();
         var modes = included.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("search").GetProperty("mode").GetString() + ":" + e.GetProperty("resource").GetProperty("resourceType").GetString()).Order().ToList();
