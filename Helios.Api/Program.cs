@@ -21,6 +21,9 @@ builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<HeliosOpt
 var app = builder.Build();
 await app.Services.MigrateHeliosStorageAsync(app.Lifetime.ApplicationStopping);
 
+// Build the search parameter registry (SDK definitions, compartment definition) before taking traffic.
+app.Services.GetRequiredService<Helios.Storage.Indexing.SearchParameterRegistry>();
+
 app.UseMiddleware<FhirExceptionMiddleware>();
 app.MapDefaultEndpoints();
 app.MapFhirApi();

@@ -293,7 +293,9 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             var keyset = string.Empty;
             if (cursor is { Key: { } key })
             {
-                object keyValue = query.Sort!.Name == "_id" ? key : long.Parse(key, CultureInfo.InvariantCulture);
+                object keyValue = query.Sort!.Name == "_id" ? key
+                    : long.TryParse(key, NumberStyles.Integer, CultureInfo.InvariantCulture, out var k) ? k
+                    : throw new SearchException("The paging cursor does not belong to this search; start again from the first page.");
                 var kp = p.Add(keyValue);
                 keyset = $" WHERE (q.k {cmp} {kp} OR (q.k = {kp} AND q.seq {cmp} {p.Add(cursor.Value.Seq)}))";
             }

@@ -99,6 +99,13 @@ public abstract class FhirRestContract<TFactory>(TFactory factory) : IClassFixtu
         var lenient = await (await _client.GetAsync("/Patient?shoe-size=42")).JsonAsync();
         Assert.Contains(lenient.GetProperty("entry").EnumerateArray(), e => e.GetProperty("search").GetProperty("mode").GetString() == "outcome");
 
+        foreach (var cursor in new[] { "not-a-cursor", "eHl6H3Z3", "MTIzH2Fi" })
+        {
+            var badCursor = await _client.GetAsync($"/Patient?_sort=-birthdate&_cursor={cursor}");
+            Assert.Equal(HttpStatusCode.BadRequest, badCursor.StatusCode);
+            Assert.Contains("cursor", await badCursor.OutcomeTextAsync());
+        }
+
         var badDate = await _client.GetAsync("/Patient?birthdate=ge19-1");
         Assert.Equal(HttpStatusCode.BadRequest, badDate.StatusCode);
         Assert.Contains("not a valid date", await badDate.OutcomeTextAsync());
