@@ -28,6 +28,13 @@ public interface IResourceStore
     /// keep their ids; an existing id gets a new version (update-as-create).</summary>
     Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Streams, in key order, the versions of one type that were current at <see cref="SnapshotRange.SnapshotSeq"/>
+    /// (not deleted at that point), with keys in (<see cref="SnapshotRange.AfterSeq"/>, <see cref="SnapshotRange.UpToSeq"/>]:
+    /// the read of an export partition. Later writes never show; resumption continues after the last key seen.
+    /// </summary>
+    IAsyncEnumerable<StoredResource> ReadSnapshotAsync(SnapshotRange range, CancellationToken cancellationToken);
+
     /// <summary>Highest committed key: everything at or below it is visible (the snapshot point of an export).</summary>
     Task<long> GetLastSeqAsync(CancellationToken cancellationToken);
 
@@ -36,6 +43,13 @@ public interface IResourceStore
 }
 
 public sealed record HistoryQuery(string? Type, string? Id, DateTimeOffset? Since, int Count, long? BeforeSeq);
+
+/// <summary>A key range of one type as of a snapshot, optionally restricted to the compartments of some patients.</summary>
+public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq = 0, long UpToSeq = long.MaxValue, int Limit = 10_000)
+{
+    /// <summary>When set, only resources in these patients' compartments (a Patient matches its own id).</summary>
+    public IReadOnlyCollection<string>? PatientIds { get; init; }
+}
 
 /// <summary>A parsed resource with its index rows, extracted ahead of the write.</summary>
 public sealed record PreparedResource(Resource Resource, Indexing.IndexEntries Index);

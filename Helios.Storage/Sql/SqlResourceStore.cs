@@ -365,6 +365,52 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         return result;
     }
 
+    public IAsyncEnumerable<StoredResource> ReadSnapshotAsync(SnapshotRange range, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(range);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(range.Limit);
+        var p = new SqlParameters();
+        var snapshot = p.Add(range.SnapshotSeq);
+        var sql = new StringBuilder($"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
+            .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
+            .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = 0");
+        if (range.PatientIds is { } patients)
+        {
+            if (patients.Count == 0)
+            {
+                return AsyncEnumerable.Empty<StoredResource>();
+            }
+
+            var ids = string.Join(", ", patients.Select(id => p.Add(id)));
+            sql.Append(range.Type == "Patient"
+                ? $" AND r.res_id IN ({ids})"
+                : $" AND r.seq IN (SELECT seq FROM compartment WHERE patient_id IN ({ids}) AND res_type = {p.Add(range.Type)})");
+        }
+
+        sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
+        return StreamAsync(sql.ToString(), p.Values, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<StoredResource> StreamAsync(
+        string sql, List<KeyValuePair<string, object>> parameters, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            AddParameter(command, name, value);
+        }
+
+        await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            yield return new StoredResource(
+                reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
+                FhirDateRange.FromMicros(reader.GetInt64(4)), reader.GetInt32(5) != 0, reader.GetString(6));
+        }
+    }
+
     public async Task<long> GetLastSeqAsync(CancellationToken cancellationToken) =>
         await ScalarAsync("SELECT last_seq FROM store_state WHERE id = 1", [], cancellationToken);
 
