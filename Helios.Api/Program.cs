@@ -1,6 +1,6 @@
 using Helios.Api.Cli;
 using Helios.Api.Fhir;
-using Helios.Api.Hosting;
+using Helios.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 

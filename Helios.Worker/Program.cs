@@ -1,4 +1,4 @@
-using Helios.Api.Hosting;
+using Helios.Hosting;
 
 // The worker host of the postgres-s3 topology. It owns schema migrations for the shared PostgreSQL database and
 // exposes /health; the export job servers it hosts arrive with the Bulk Data export engine.

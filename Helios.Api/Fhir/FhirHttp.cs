@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Helios.Api.Hosting;
+using Helios.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Helios.Api.Fhir;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Helios.Api.Hosting;
+using Helios.Hosting;
 using Helios.Storage;
 using Helios.Storage.Fhir;
 using Helios.Storage.Indexing;

@@ -3,9 +3,12 @@ using Helios.Storage.Indexing;
 using Helios.Storage.Postgres;
 using Helios.Storage.Search;
 using Helios.Storage.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 
-namespace Helios.Api.Hosting;
+namespace Helios.Hosting;
 
 public static class StorageHostingExtensions
 {

@@ -1,4 +1,4 @@
-namespace Helios.Api.Hosting;
+namespace Helios.Hosting;
 
 public enum HeliosTopology
 {

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Helios.Api.Hosting;
+namespace Helios.Hosting;
 
 /// <summary>Settings under <c>Helios</c>.</summary>
 public sealed class HeliosOptions
