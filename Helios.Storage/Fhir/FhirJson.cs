@@ -22,9 +22,6 @@ public static class FhirJson
     /// <summary>Serializer options for writing resources (compact).</summary>
     public static JsonSerializerOptions SerializerOptions { get; } = new JsonSerializerOptions().ForFhir(ModelInfo.ModelInspector);
 
-    /// <summary>Serializer options for pretty output.</summary>
-    public static JsonSerializerOptions PrettyOptions { get; } = new JsonSerializerOptions { WriteIndented = true }.ForFhir(ModelInfo.ModelInspector);
-
     /// <summary>Parses a resource, throwing <see cref="FhirParseException"/> with every issue found. The non-strict
     /// (bulk) mode skips the SDK's cardinality and pattern validation but still refuses unknown elements, values of
     /// the wrong type and malformed dates; a refused resource is re-parsed strictly to report precise issues.</summary>
@@ -121,8 +118,6 @@ public static class FhirJson
 
         return resource;
     }
-
-    public static byte[] SerializeToUtf8(Resource resource) => JsonSerializer.SerializeToUtf8Bytes(resource, SerializerOptions);
 
     public static string Serialize(Resource resource) => JsonSerializer.Serialize(resource, SerializerOptions);
 }
