@@ -1,4 +1,5 @@
 using Helios.Api.Cli;
+using Helios.Api.Export;
 using Helios.Api.Fhir;
 using Helios.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -11,7 +12,8 @@ if (CommandLine.IsCommand(args))
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
-builder.AddHeliosStorage();
+var topology = builder.AddHeliosStorage();
+builder.AddHeliosExport(topology);
 builder.Services.AddSingleton<FhirService>();
 builder.Services.AddSingleton<BundleProcessor>();
 builder.Services.AddSingleton<CapabilityStatementBuilder>();
@@ -20,12 +22,14 @@ builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<HeliosOpt
 
 var app = builder.Build();
 await app.Services.MigrateHeliosStorageAsync(app.Lifetime.ApplicationStopping);
+await app.Services.MigrateHeliosExportAsync(app.Lifetime.ApplicationStopping);
 
 // Build the search parameter registry (SDK definitions, compartment definition) before taking traffic.
 app.Services.GetRequiredService<Helios.Storage.Indexing.SearchParameterRegistry>();
 
 app.UseMiddleware<FhirExceptionMiddleware>();
 app.MapDefaultEndpoints();
+app.MapExportApi();
 app.MapFhirApi();
 app.MapFallback(context => throw new FhirOperationException(404, $"No FHIR endpoint at {context.Request.Method} {context.Request.Path}; see /metadata.", Hl7.Fhir.Model.OperationOutcome.IssueType.NotFound));
 

@@ -35,6 +35,32 @@ public interface IResourceStore
     /// </summary>
     IAsyncEnumerable<StoredResource> ReadSnapshotAsync(SnapshotRange range, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Fixes an export's point in time: the highest committed key and an instant no earlier than any committed write,
+    /// taken under the writer lock so no write is in flight; every later write gets a larger key and a later instant.
+    /// </summary>
+    Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Lists key ranges of one type at a snapshot, each holding about <paramref name="rowsPerRange"/> current
+    /// versions: the partitions of an export. Empty when the type has nothing current at the snapshot.
+    /// </summary>
+    Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken);
+
+    /// <summary>The resource types that have at least one version at or below the snapshot key.</summary>
+    Task<IReadOnlyList<string>> GetTypesAsync(long snapshotSeq, CancellationToken cancellationToken);
+
+    /// <summary>The version of one resource current at a snapshot (a tombstone when deleted then), or null.</summary>
+    Task<StoredResource?> ReadAtSnapshotAsync(string type, string id, long snapshotSeq, CancellationToken cancellationToken);
+
+    /// <summary>Adds patient ids to a named set (idempotent), for <see cref="SnapshotRange.PatientSetId"/>.</summary>
+    Task AddToPatientSetAsync(string setId, IReadOnlyCollection<string> patientIds, CancellationToken cancellationToken);
+
+    /// <summary>Fills a named set with every Patient current (not deleted) at the snapshot; returns how many.</summary>
+    Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken);
+
+    Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken);
+
     /// <summary>Highest committed key: everything at or below it is visible (the snapshot point of an export).</summary>
     Task<long> GetLastSeqAsync(CancellationToken cancellationToken);
 
@@ -49,7 +75,20 @@ public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq 
 {
     /// <summary>When set, only resources in these patients' compartments (a Patient matches its own id).</summary>
     public IReadOnlyCollection<string>? PatientIds { get; init; }
+
+    /// <summary>When set, only resources in the compartment of a patient of this named set (a Patient matches its own id).</summary>
+    public string? PatientSetId { get; init; }
+
+    /// <summary>When set, only versions last updated strictly after this instant (<c>_since</c>).</summary>
+    public DateTimeOffset? Since { get; init; }
 }
+
+/// <summary>An export's point in time: keys at or below <see cref="Seq"/> are in, and <see cref="TransactionTime"/> is
+/// no earlier than any of them.</summary>
+public sealed record StoreSnapshot(long Seq, DateTimeOffset TransactionTime);
+
+/// <summary>Keys in (<see cref="AfterSeq"/>, <see cref="UpToSeq"/>], holding about <see cref="Rows"/> current versions.</summary>
+public sealed record KeyRange(long AfterSeq, long UpToSeq, long Rows);
 
 /// <summary>A parsed resource with its index rows, extracted ahead of the write.</summary>
 public sealed record PreparedResource(Resource Resource, Indexing.IndexEntries Index);

@@ -7,6 +7,11 @@ namespace Helios.Api.Fhir;
 /// <summary>The CapabilityStatement: exactly the interactions and search parameters this server implements.</summary>
 public sealed class CapabilityStatementBuilder(SearchParameterRegistry registry, TimeProvider timeProvider)
 {
+    public const string BulkDataCapabilityStatement = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data";
+    public const string SystemExportDefinition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export";
+    public const string PatientExportDefinition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export";
+    public const string GroupExportDefinition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export";
+
     private readonly Lazy<CapabilityStatement> _template = new(() => BuildTemplate(registry));
 
     public string Build(string baseUrl)
@@ -62,8 +67,19 @@ public sealed class CapabilityStatementBuilder(SearchParameterRegistry registry,
                 component.SearchParam.Add(new CapabilityStatement.SearchParamComponent { Name = p.Name, Type = p.Type, Documentation = p.Expression });
             }
 
+            if (type is "Patient" or "Group")
+            {
+                component.Operation.Add(new CapabilityStatement.OperationComponent
+                {
+                    Name = "export",
+                    Definition = type == "Patient" ? PatientExportDefinition : GroupExportDefinition,
+                });
+            }
+
             rest.Resource.Add(component);
         }
+
+        rest.Operation.Add(new CapabilityStatement.OperationComponent { Name = "export", Definition = SystemExportDefinition });
 
         return new CapabilityStatement
         {
@@ -75,6 +91,7 @@ public sealed class CapabilityStatementBuilder(SearchParameterRegistry registry,
             Format = ["application/fhir+json", "json"],
             Software = new CapabilityStatement.SoftwareComponent { Name = "Helios", Version = typeof(CapabilityStatementBuilder).Assembly.GetName().Version?.ToString() },
             Implementation = new CapabilityStatement.ImplementationComponent { Description = "Helios FHIR R4 server" },
+            Instantiates = [BulkDataCapabilityStatement],
             Rest = [rest],
         };
     }

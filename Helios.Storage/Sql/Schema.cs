@@ -36,7 +36,12 @@ internal static class Schema
             $"CREATE TABLE idx_uri (seq BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL, value {text} NOT NULL)",
             $"CREATE TABLE compartment (seq BIGINT NOT NULL, res_type {text} NOT NULL, patient_id {text} NOT NULL)",
         };
-        return [version1];
+        var version2 = new[]
+        {
+            // Named sets of patient ids (an export's Patient or Group population), joined to the compartment rows.
+            $"CREATE TABLE patient_sets (set_id {text} NOT NULL, patient_id {text} NOT NULL, PRIMARY KEY (set_id, patient_id))",
+        };
+        return [version1, version2];
     }
 
     /// <summary>
@@ -58,5 +63,6 @@ internal static class Schema
         ("ix_idx_quantity", "idx_quantity (res_type, param, value, seq)"),
         ("ix_idx_uri", "idx_uri (res_type, param, value, seq)"),
         ("ix_compartment", "compartment (patient_id, res_type, seq)"),
+        ("ix_compartment_seq", "compartment (seq, patient_id)"),
     ];
 }

@@ -374,6 +374,19 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         var sql = new StringBuilder($"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
             .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
             .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = 0");
+        if (range.Since is { } since)
+        {
+            sql.Append($" AND r.last_updated > {p.Add(FhirDateRange.ToMicros(since))}");
+        }
+
+        if (range.PatientSetId is { } setId)
+        {
+            var set = p.Add(setId);
+            sql.Append(range.Type == "Patient"
+                ? $" AND r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {set})"
+                : $" AND EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = r.seq)");
+        }
+
         if (range.PatientIds is { } patients)
         {
             if (patients.Count == 0)
@@ -409,6 +422,124 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
                 reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
                 FhirDateRange.FromMicros(reader.GetInt64(4)), reader.GetInt32(5) != 0, reader.GetString(6));
         }
+    }
+
+    public async Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        try
+        {
+            var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+            var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs);
+            await WriteClockAsync(connection, transaction, lastSeq, ts, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return new StoreSnapshot(lastSeq, FhirDateRange.FromMicros(ts));
+        }
+        finally
+        {
+            await transaction.DisposeAsync();
+            EndWrite();
+        }
+    }
+
+    public async Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rowsPerRange);
+        var ranges = new List<KeyRange>();
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq FROM resources WHERE res_type = @t AND seq <= @s AND (next_seq IS NULL OR next_seq > @s) AND deleted = 0 ORDER BY seq";
+        AddParameter(command, "@t", type);
+        AddParameter(command, "@s", snapshotSeq);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        long after = 0, last = 0, rows = 0;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            last = reader.GetInt64(0);
+            if (++rows == rowsPerRange)
+            {
+                ranges.Add(new KeyRange(after, last, rows));
+                after = last;
+                rows = 0;
+            }
+        }
+
+        if (rows > 0)
+        {
+            ranges.Add(new KeyRange(after, last, rows));
+        }
+
+        return ranges;
+    }
+
+    public async Task<IReadOnlyList<string>> GetTypesAsync(long snapshotSeq, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT DISTINCT res_type FROM resources WHERE seq <= @s ORDER BY res_type";
+        AddParameter(command, "@s", snapshotSeq);
+        var types = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            types.Add(reader.GetString(0));
+        }
+
+        return types;
+    }
+
+    public async Task<StoredResource?> ReadAtSnapshotAsync(string type, string id, long snapshotSeq, CancellationToken cancellationToken)
+    {
+        var rows = await QueryAsync(
+            $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = @t AND r.res_id = @i AND r.seq <= @s AND (r.next_seq IS NULL OR r.next_seq > @s)",
+            [new("@t", type), new("@i", id), new("@s", snapshotSeq)], cancellationToken);
+        return rows.Count > 0 ? rows[0] : null;
+    }
+
+    public async Task AddToPatientSetAsync(string setId, IReadOnlyCollection<string> patientIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(patientIds);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var chunk in patientIds.Distinct(StringComparer.Ordinal).Chunk(400))
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            var values = new StringBuilder();
+            AddParameter(command, "@set", setId);
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                values.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"(@set, @p{i})");
+                AddParameter(command, "@p" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
+            }
+
+            command.CommandText = $"INSERT INTO patient_sets (set_id, patient_id) VALUES {values} ON CONFLICT DO NOTHING";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public async Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            "INSERT INTO patient_sets (set_id, patient_id) SELECT @set, res_id FROM resources WHERE res_type = 'Patient' AND seq <= @s AND (next_seq IS NULL OR next_seq > @s) AND deleted = 0 ON CONFLICT DO NOTHING",
+            [new("@set", setId), new("@s", snapshotSeq)], cancellationToken);
+
+    public async Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken) =>
+        await ExecuteAsync("DELETE FROM patient_sets WHERE set_id = @set", [new("@set", setId)], cancellationToken);
+
+    private async Task<int> ExecuteAsync(string sql, IEnumerable<KeyValuePair<string, object>> parameters, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            AddParameter(command, name, value);
+        }
+
+        return await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public async Task<long> GetLastSeqAsync(CancellationToken cancellationToken) =>

@@ -1,0 +1,277 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Text;
+using Helios.Export.Files;
+using Helios.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Helios.Export.Engine;
+
+/// <summary>
+/// Runs one partition under a lease: streams the snapshot's rows in key order as stored JSON text into NDJSON parts
+/// bounded in bytes, publishes each part atomically, then commits its metadata and the cursor under the fencing
+/// token. A heartbeat renews the lease; when it cannot (the lease was taken over, or the export was cancelled) the
+/// run stops. A reclaimed partition resumes after its last committed part.
+/// </summary>
+public sealed partial class ExportPartitionRunner(
+    IExportJobStore jobs,
+    IResourceStore store,
+    IExportFileStore files,
+    ExportWorkerIdentity identity,
+    TimeProvider timeProvider,
+    IOptions<ExportOptions> options,
+    ILogger<ExportPartitionRunner> logger)
+{
+    public async Task RunAsync(string jobId, int partitionNo, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var lease = await jobs.ClaimPartitionAsync(jobId, partitionNo, identity.Id, settings.LeaseDuration, settings.MaxAttempts, cancellationToken);
+        if (lease is null)
+        {
+            LogNotClaimed(logger, jobId, partitionNo);
+            return;
+        }
+
+        var job = await jobs.GetJobAsync(jobId, cancellationToken);
+        if (job is null)
+        {
+            return;
+        }
+
+        using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.partition");
+        activity?.SetTag("helios.export.job_id", jobId);
+        activity?.SetTag("helios.export.partition", partitionNo);
+        activity?.SetTag("helios.export.resource_type", lease.Type);
+        activity?.SetTag("helios.export.attempt", lease.Attempt);
+        var started = Stopwatch.GetTimestamp();
+
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var leaseLost = false;
+        var heartbeat = HeartbeatAsync(lease, () => { leaseLost = true; run.Cancel(); }, run.Token);
+        try
+        {
+            var exported = await ExportRowsAsync(job, lease, run.Token);
+            var completion = await jobs.CompletePartitionAsync(lease, settings.OutputTtl, cancellationToken);
+            if (completion == PartitionCompletion.Refused)
+            {
+                leaseLost = true;
+                throw new OperationCanceledException("The lease was lost before the partition could be marked done.");
+            }
+
+            ExportTelemetry.PartitionDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds,
+                new KeyValuePair<string, object?>("resource_type", lease.Type));
+            LogPartitionDone(logger, jobId, partitionNo, lease.Type, exported);
+            if (completion == PartitionCompletion.JobCompleted)
+            {
+                await OnJobCompletedAsync(job, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException ex) when (leaseLost || ex is LeaseLostException)
+        {
+            ExportTelemetry.LeasesLost.Add(1);
+            activity?.SetTag("helios.export.lease_lost", true);
+            LogLeaseLost(logger, jobId, partitionNo, lease.Token);
+            await TryReleaseAsync(lease, "lease lost or export ended");
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            LogShutdown(logger, jobId, partitionNo);
+            await TryReleaseAsync(lease, "worker shut down");
+            throw;
+        }
+        catch (Exception ex)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt);
+            await TryReleaseAsync(lease, ex.Message);
+        }
+        finally
+        {
+            await run.CancelAsync();
+            await heartbeat;
+        }
+    }
+
+    private async Task<long> ExportRowsAsync(ExportJob job, PartitionLease lease, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var cursor = lease.CursorSeq;
+        var partNo = lease.NextPart;
+        long exported = 0;
+        IExportPartWriter? writer = null;
+        string? fileName = null;
+        long inPart = 0;
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (true)
+            {
+                if (settings.DelayPerBatch > TimeSpan.Zero)
+                {
+                    await Task.Delay(settings.DelayPerBatch, timeProvider, cancellationToken);
+                }
+
+                var range = new SnapshotRange(lease.Type, job.SnapshotSeq, cursor, lease.UpToSeq, settings.ReadBatchRows)
+                {
+                    PatientSetId = job.Request.Level == ExportLevel.System ? null : job.Id,
+                    Since = job.Request.Since,
+                };
+                var rows = 0;
+                await foreach (var row in store.ReadSnapshotAsync(range, cancellationToken))
+                {
+                    rows++;
+                    if (writer is null)
+                    {
+                        fileName = ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
+                        writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
+                        inPart = 0;
+                    }
+
+                    var length = Encoding.UTF8.GetMaxByteCount(row.Json.Length) + 1;
+                    if (buffer.Length < length)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = ArrayPool<byte>.Shared.Rent(length);
+                    }
+
+                    var written = Encoding.UTF8.GetBytes(row.Json, buffer);
+                    buffer[written++] = (byte)'\n';
+                    await writer.WriteAsync(buffer.AsMemory(0, written), cancellationToken);
+                    inPart++;
+                    cursor = row.Seq;
+                    if (writer.BytesWritten >= settings.MaxPartBytes)
+                    {
+                        await PublishAsync(lease, writer, fileName!, partNo, inPart, cursor, cancellationToken);
+                        await writer.DisposeAsync();
+                        writer = null;
+                        exported += inPart;
+                        partNo++;
+                    }
+                }
+
+                if (rows < settings.ReadBatchRows)
+                {
+                    break;
+                }
+            }
+
+            if (writer is not null)
+            {
+                await PublishAsync(lease, writer, fileName!, partNo, inPart, cursor, cancellationToken);
+                exported += inPart;
+            }
+
+            return exported;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (writer is not null)
+            {
+                await writer.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task PublishAsync(PartitionLease lease, IExportPartWriter writer, string fileName, int partNo, long count, long cursor, CancellationToken cancellationToken)
+    {
+        using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.part");
+        activity?.SetTag("helios.export.file", fileName);
+        activity?.SetTag("helios.export.resources", count);
+        activity?.SetTag("helios.export.bytes", writer.BytesWritten);
+        await writer.PublishAsync(cancellationToken);
+        var file = new ExportFile(lease.JobId, fileName, ExportFileKinds.Output, lease.Type, lease.PartitionNo, partNo, count, writer.BytesWritten);
+        if (!await jobs.CommitPartAsync(lease, file, cursor, cancellationToken))
+        {
+            // Stale: someone else holds the partition now (or the export ended). This part was never committed, and
+            // its name carries our token, so removing it cannot touch the new holder's files.
+            await files.DeleteFileAsync(lease.JobId, fileName, CancellationToken.None);
+            throw new LeaseLostException();
+        }
+
+        ExportTelemetry.PartsPublished.Add(1);
+        ExportTelemetry.ResourcesExported.Add(count, new KeyValuePair<string, object?>("resource_type", lease.Type));
+        ExportTelemetry.BytesWritten.Add(writer.BytesWritten);
+    }
+
+    private async Task HeartbeatAsync(PartitionLease lease, Action onLost, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        using var timer = new PeriodicTimer(settings.HeartbeatInterval, timeProvider);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    if (!await jobs.RenewLeaseAsync(lease, settings.LeaseDuration, cancellationToken))
+                    {
+                        onLost();
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // A failed renewal is retried on the next tick; the lease outlives several ticks.
+                    LogHeartbeatFailed(logger, ex, lease.JobId, lease.PartitionNo);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task TryReleaseAsync(PartitionLease lease, string reason)
+    {
+        try
+        {
+            await jobs.ReleasePartitionAsync(lease, reason, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // The lease then simply expires.
+            LogReleaseFailed(logger, ex, lease.JobId, lease.PartitionNo);
+        }
+    }
+
+    private async Task OnJobCompletedAsync(ExportJob job, CancellationToken cancellationToken)
+    {
+        if (job.Request.Level != ExportLevel.System)
+        {
+            await store.DeletePatientSetAsync(job.Id, cancellationToken);
+        }
+
+        ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "completed"));
+        ExportTelemetry.JobDuration.Record((timeProvider.GetUtcNow() - job.CreatedAt).TotalSeconds,
+            new KeyValuePair<string, object?>("level", job.Request.Level.ToString()));
+        LogJobCompleted(logger, job.Id);
+    }
+
+    private sealed class LeaseLostException() : OperationCanceledException("The partition's lease is held by another worker now, or the export ended.");
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId} partition {PartitionNo}: not claimable (done, leased elsewhere, or the export ended)")]
+    private static partial void LogNotClaimed(ILogger logger, string jobId, int partitionNo);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId} partition {PartitionNo} ({Type}) done: {Count} resources")]
+    private static partial void LogPartitionDone(ILogger logger, string jobId, int partitionNo, string type, long count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} completed")]
+    private static partial void LogJobCompleted(ILogger logger, string jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: lease (token {Token}) lost; the run stops and its uncommitted work is discarded")]
+    private static partial void LogLeaseLost(ILogger logger, string jobId, int partitionNo, long token);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} partition {PartitionNo}: worker shutting down, lease released")]
+    private static partial void LogShutdown(ILogger logger, string jobId, int partitionNo);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} partition {PartitionNo} failed (attempt {Attempt}); it will be retried")]
+    private static partial void LogPartitionFailed(ILogger logger, Exception exception, string jobId, int partitionNo, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: heartbeat failed")]
+    private static partial void LogHeartbeatFailed(ILogger logger, Exception exception, string jobId, int partitionNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: lease could not be released; it will expire")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception exception, string jobId, int partitionNo);
+}

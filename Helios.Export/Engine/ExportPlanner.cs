@@ -1,0 +1,277 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Helios.Export.Files;
+using Helios.Storage;
+using Helios.Storage.Indexing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Helios.Export.Engine;
+
+/// <summary>
+/// Cuts an accepted export into partitions (one type, one key range of about <see cref="ExportOptions.PartitionRows"/>
+/// current versions each), saves them with the job's move to running, then enqueues one Hangfire job per partition
+/// so every worker can take part. Patient and Group exports first fix their patient population in a patient set.
+/// </summary>
+public sealed partial class ExportPlanner(
+    IExportJobStore jobs,
+    IResourceStore store,
+    IExportFileStore files,
+    IExportScheduler scheduler,
+    SearchParameterRegistry registry,
+    IOptions<ExportOptions> options,
+    ILogger<ExportPlanner> logger)
+{
+    public async Task PlanAsync(string jobId, CancellationToken cancellationToken)
+    {
+        using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.plan");
+        activity?.SetTag("helios.export.job_id", jobId);
+        var job = await jobs.GetJobAsync(jobId, cancellationToken);
+        if (job is not { Status: ExportJobStatus.Accepted })
+        {
+            return;
+        }
+
+        try
+        {
+            var patientSet = await ResolvePatientsAsync(job, cancellationToken);
+            if (patientSet is { Error: { } error })
+            {
+                await jobs.FailJobAsync(jobId, error, options.Value.OutputTtl, cancellationToken);
+                ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
+                return;
+            }
+
+            var partitions = new List<ExportPartitionPlan>();
+            foreach (var type in await ResolveTypesAsync(job, cancellationToken))
+            {
+                foreach (var range in await store.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
+                {
+                    partitions.Add(new ExportPartitionPlan(partitions.Count, type, range.AfterSeq, range.UpToSeq, range.Rows));
+                }
+            }
+
+            var extraFiles = new List<ExportFile>();
+            if (job.Request.Ignored.Count > 0)
+            {
+                extraFiles.Add(await WriteIgnoredParametersAsync(job, cancellationToken));
+            }
+
+            if (!await jobs.SavePlanAsync(jobId, partitions, extraFiles, options.Value.OutputTtl, cancellationToken))
+            {
+                LogPlanRaced(logger, jobId);
+                return;
+            }
+
+            activity?.SetTag("helios.export.partitions", partitions.Count);
+            LogPlanned(logger, jobId, partitions.Count, partitions.Sum(p => p.EstimatedRows));
+            if (partitions.Count == 0)
+            {
+                ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "completed"));
+            }
+
+            foreach (var partition in partitions)
+            {
+                scheduler.EnqueuePartition(jobId, partition.PartitionNo);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogPlanFailed(logger, ex, jobId);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            await jobs.FailJobAsync(jobId, "The export could not be planned: " + ex.Message, options.Value.OutputTtl, CancellationToken.None);
+            ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
+        }
+    }
+
+    private async Task<IReadOnlyList<string>> ResolveTypesAsync(ExportJob job, CancellationToken cancellationToken)
+    {
+        var present = await store.GetTypesAsync(job.SnapshotSeq, cancellationToken);
+        IEnumerable<string> types = present;
+        if (job.Request.Level != ExportLevel.System)
+        {
+            var compartment = new HashSet<string>(registry.PatientCompartmentTypes, StringComparer.Ordinal) { "Patient" };
+            types = types.Where(compartment.Contains);
+        }
+
+        if (job.Request.Types is { } requested)
+        {
+            var wanted = new HashSet<string>(requested, StringComparer.Ordinal);
+            types = types.Where(wanted.Contains);
+        }
+
+        return types.ToList();
+    }
+
+    private sealed record PatientSetResult(string? Error);
+
+    private async Task<PatientSetResult?> ResolvePatientsAsync(ExportJob job, CancellationToken cancellationToken)
+    {
+        switch (job.Request.Level)
+        {
+            case ExportLevel.Patient:
+                await store.DeletePatientSetAsync(job.Id, cancellationToken);
+                await store.FillPatientSetFromSnapshotAsync(job.Id, job.SnapshotSeq, cancellationToken);
+                return null;
+            case ExportLevel.Group:
+                var members = await ResolveGroupAsync(job, cancellationToken);
+                if (members is null)
+                {
+                    return new PatientSetResult($"Group/{job.Request.GroupId} did not exist at the export's transaction time.");
+                }
+
+                await store.DeletePatientSetAsync(job.Id, cancellationToken);
+                await store.AddToPatientSetAsync(job.Id, members, cancellationToken);
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>The patient members of the Group as of the snapshot: nested Groups flattened (each visited once),
+    /// inactive members and members whose period does not cover the transaction time left out.</summary>
+    private async Task<IReadOnlyCollection<string>?> ResolveGroupAsync(ExportJob job, CancellationToken cancellationToken)
+    {
+        var patients = new HashSet<string>(StringComparer.Ordinal);
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Queue<string>();
+        pending.Enqueue(job.Request.GroupId!);
+        var first = true;
+        while (pending.TryDequeue(out var groupId))
+        {
+            if (!visited.Add(groupId))
+            {
+                continue;
+            }
+
+            var group = await store.ReadAtSnapshotAsync("Group", groupId, job.SnapshotSeq, cancellationToken);
+            if (group is null || group.IsDeleted)
+            {
+                if (first)
+                {
+                    return null;
+                }
+
+                LogNestedGroupMissing(logger, job.Id, groupId);
+                continue;
+            }
+
+            first = false;
+            foreach (var (type, id) in GroupMembers.Active(group.Json, job.TransactionTime, job.BaseUrl))
+            {
+                if (type == "Patient")
+                {
+                    patients.Add(id);
+                }
+                else if (type == "Group")
+                {
+                    pending.Enqueue(id);
+                }
+            }
+        }
+
+        return patients;
+    }
+
+    private async Task<ExportFile> WriteIgnoredParametersAsync(ExportJob job, CancellationToken cancellationToken)
+    {
+        var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("resourceType", "OperationOutcome");
+            writer.WriteStartArray("issue");
+            foreach (var message in job.Request.Ignored)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("severity", "warning");
+                writer.WriteString("code", "not-supported");
+                writer.WriteString("diagnostics", message);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        buffer.WriteByte((byte)'\n');
+        await using var part = await files.CreateAsync(job.Id, ExportFileNames.IgnoredParameters, cancellationToken);
+        await part.WriteAsync(buffer.ToArray(), cancellationToken);
+        await part.PublishAsync(cancellationToken);
+        return new ExportFile(job.Id, ExportFileNames.IgnoredParameters, ExportFileKinds.Error, "OperationOutcome", -1, 0, 1, buffer.Length);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} planned: {Partitions} partitions, about {Rows} resources")]
+    private static partial void LogPlanned(ILogger logger, string jobId, int partitions, long rows);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} was already planned (or ended) elsewhere; this plan is dropped")]
+    private static partial void LogPlanRaced(ILogger logger, string jobId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} could not be planned")]
+    private static partial void LogPlanFailed(ILogger logger, Exception exception, string jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId}: nested Group/{GroupId} does not exist at the snapshot; its members are skipped")]
+    private static partial void LogNestedGroupMissing(ILogger logger, string jobId, string groupId);
+}
+
+/// <summary>Reads Group.member from stored JSON.</summary>
+internal static class GroupMembers
+{
+    public static IEnumerable<(string Type, string Id)> Active(string json, DateTimeOffset at, string baseUrl)
+    {
+        using var document = JsonDocument.Parse(json);
+        if (!document.RootElement.TryGetProperty("member", out var members) || members.ValueKind != JsonValueKind.Array)
+        {
+            return [];
+        }
+
+        var atMicros = FhirDateRange.ToMicros(at);
+        var result = new List<(string, string)>();
+        foreach (var member in members.EnumerateArray())
+        {
+            if (member.TryGetProperty("inactive", out var inactive) && inactive.ValueKind == JsonValueKind.True)
+            {
+                continue;
+            }
+
+            if (member.TryGetProperty("period", out var period))
+            {
+                if (period.TryGetProperty("start", out var start) && FhirDateRange.TryParse(start.GetString(), out var startLow, out _) && startLow > atMicros)
+                {
+                    continue;
+                }
+
+                if (period.TryGetProperty("end", out var end) && FhirDateRange.TryParse(end.GetString(), out _, out var endHigh) && endHigh < atMicros)
+                {
+                    continue;
+                }
+            }
+
+            if (member.TryGetProperty("entity", out var entity) && entity.TryGetProperty("reference", out var reference) &&
+                reference.GetString() is { } text && Parse(text, baseUrl) is { } target)
+            {
+                result.Add(target);
+            }
+        }
+
+        return result;
+    }
+
+    private static (string, string)? Parse(string reference, string baseUrl)
+    {
+        var text = reference;
+        var trimmedBase = baseUrl.TrimEnd('/') + "/";
+        if (text.StartsWith(trimmedBase, StringComparison.Ordinal))
+        {
+            text = text[trimmedBase.Length..];
+        }
+        else if (text.Contains("://", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var parts = text.Split('/');
+        return parts.Length is 2 or 4 && parts[0].Length > 0 && parts[1].Length > 0 ? (parts[0], parts[1]) : null;
+    }
+}

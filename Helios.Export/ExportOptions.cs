@@ -1,0 +1,99 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Helios.Export;
+
+/// <summary>Settings under <c>Helios:Export</c>.</summary>
+public sealed class ExportOptions
+{
+    public const string SectionName = "Helios:Export";
+
+    /// <summary>Current versions per partition: the unit of work one worker leases (one type, one key range).</summary>
+    [Range(1, int.MaxValue)]
+    public int PartitionRows { get; set; } = 50_000;
+
+    /// <summary>An output file is closed and a new part started once it reaches this size.</summary>
+    [Range(1, long.MaxValue)]
+    public long MaxPartBytes { get; set; } = 128L * 1024 * 1024;
+
+    /// <summary>Rows read from the store per query while a partition runs.</summary>
+    [Range(1, int.MaxValue)]
+    public int ReadBatchRows { get; set; } = 5_000;
+
+    /// <summary>How long a partition lease lasts without a heartbeat; a dead worker's partition is reclaimed after it.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often a running partition renews its lease (and notices a cancel).</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Claims of one partition before the export is failed as abandoned.</summary>
+    [Range(1, 100)]
+    public int MaxAttempts { get; set; } = 5;
+
+    /// <summary>How long a finished export's files and status stay available.</summary>
+    public TimeSpan OutputTtl { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Exports accepted or running at once per client; the next kick-off gets 429.</summary>
+    [Range(1, 10_000)]
+    public int MaxActivePerClient { get; set; } = 5;
+
+    /// <summary>Exports accepted or running at once per tenant.</summary>
+    [Range(1, 100_000)]
+    public int MaxActivePerTenant { get; set; } = 50;
+
+    /// <summary>Seconds a client is told to wait between status polls.</summary>
+    [Range(1, 3600)]
+    public int RetryAfterSeconds { get; set; } = 2;
+
+    /// <summary>Whether this process runs a Hangfire server for export work (the embedded Api always does).</summary>
+    public bool RunWorkers { get; set; } = true;
+
+    /// <summary>Hangfire worker threads in this process; 0 means one per core, at least two.</summary>
+    [Range(0, 256)]
+    public int WorkerCount { get; set; }
+
+    /// <summary>How often the supervisor re-enqueues lost work and deletes expired exports.</summary>
+    public TimeSpan SupervisorInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Pending work whose Hangfire job has not started after this long is enqueued again.</summary>
+    public TimeSpan RequeueAfter { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Directory for exported files in the embedded topology (default: <c>exports</c> under the data directory).</summary>
+    public string? LocalDirectory { get; set; }
+
+    /// <summary>Hand out presigned S3 URLs in the manifest (<c>requiresAccessToken: false</c>) instead of Api-authorized
+    /// download URLs that redirect to a short-lived presigned URL.</summary>
+    public bool DirectDownloadUrls { get; set; }
+
+    /// <summary>Lifetime of a presigned download URL.</summary>
+    public TimeSpan PresignedUrlLifetime { get; set; } = TimeSpan.FromMinutes(10);
+
+    public S3Options S3 { get; set; } = new();
+
+    /// <summary>Fault injection for tests and drills: a pause before each batch a partition reads.</summary>
+    public TimeSpan DelayPerBatch { get; set; } = TimeSpan.Zero;
+}
+
+/// <summary>Settings under <c>Helios:Export:S3</c> (postgres-s3 topology).</summary>
+public sealed class S3Options
+{
+    /// <summary>Endpoint of the S3-compatible server, e.g. http://127.0.0.1:9000 (path-style addressing is used).</summary>
+    public string? ServiceUrl { get; set; }
+
+    public string Bucket { get; set; } = "helios-exports";
+
+    public string? AccessKey { get; set; }
+
+    public string? SecretKey { get; set; }
+
+    public string Region { get; set; } = "us-east-1";
+
+    /// <summary>Prefix of every object key.</summary>
+    public string Prefix { get; set; } = "exports/";
+
+    /// <summary>Multipart upload part size (S3's minimum is 5 MiB).</summary>
+    [Range(5 * 1024 * 1024, int.MaxValue)]
+    public int UploadPartBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>Create the bucket at startup when it does not exist.</summary>
+    public bool CreateBucket { get; set; } = true;
+}

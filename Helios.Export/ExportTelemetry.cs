@@ -1,0 +1,33 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Helios.Export;
+
+/// <summary>The <c>Helios.Export</c> ActivitySource and Meter: one span per stage (kick-off, plan, partition, part),
+/// counters for what was exported (exported by ServiceDefaults, visible in the Aspire dashboard).</summary>
+public static class ExportTelemetry
+{
+    public const string Name = "Helios.Export";
+
+    public static readonly ActivitySource ActivitySource = new(Name);
+
+    private static readonly Meter s_meter = new(Name);
+
+    public static readonly Counter<long> JobsStarted = s_meter.CreateCounter<long>("helios.export.jobs.started", unit: "{job}");
+
+    public static readonly Counter<long> JobsFinished = s_meter.CreateCounter<long>("helios.export.jobs.finished", unit: "{job}", description: "Exports that ended, by outcome (completed, failed, cancelled).");
+
+    public static readonly Counter<long> ResourcesExported = s_meter.CreateCounter<long>("helios.export.resources", unit: "{resource}");
+
+    public static readonly Counter<long> BytesWritten = s_meter.CreateCounter<long>("helios.export.bytes", unit: "By");
+
+    public static readonly Counter<long> PartsPublished = s_meter.CreateCounter<long>("helios.export.parts", unit: "{file}");
+
+    public static readonly Counter<long> LeasesLost = s_meter.CreateCounter<long>("helios.export.leases_lost", unit: "{lease}");
+
+    public static readonly Counter<long> PartitionsReclaimed = s_meter.CreateCounter<long>("helios.export.partitions_requeued", unit: "{partition}");
+
+    public static readonly Histogram<double> PartitionDuration = s_meter.CreateHistogram<double>("helios.export.partition.duration", unit: "s");
+
+    public static readonly Histogram<double> JobDuration = s_meter.CreateHistogram<double>("helios.export.job.duration", unit: "s", description: "Kick-off to completed manifest.");
+}

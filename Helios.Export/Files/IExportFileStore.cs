@@ -1,0 +1,34 @@
+namespace Helios.Export.Files;
+
+/// <summary>
+/// Where export files live (local directory or S3). A part is written under a temporary name and becomes visible
+/// only when published, atomically (a rename, or a completed multipart upload).
+/// </summary>
+public interface IExportFileStore
+{
+    Task<IExportPartWriter> CreateAsync(string jobId, string fileName, CancellationToken cancellationToken);
+
+    Task DeleteFileAsync(string jobId, string fileName, CancellationToken cancellationToken);
+
+    /// <summary>Deletes everything stored for the job, including parts no row points at (a stale worker's).</summary>
+    Task DeleteJobAsync(string jobId, CancellationToken cancellationToken);
+
+    /// <summary>Whether files can be handed out as presigned URLs.</summary>
+    bool CanPresign { get; }
+
+    /// <summary>A short-lived URL that downloads the file without other credentials.</summary>
+    Task<Uri> GetPresignedUrlAsync(string jobId, string fileName, TimeSpan lifetime, CancellationToken cancellationToken);
+
+    /// <summary>The file's local path, for streaming with range support (null when the store is remote).</summary>
+    string? GetLocalPath(string jobId, string fileName);
+}
+
+/// <summary>One part being written. Disposing it unpublished discards it.</summary>
+public interface IExportPartWriter : IAsyncDisposable
+{
+    long BytesWritten { get; }
+
+    ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    Task PublishAsync(CancellationToken cancellationToken);
+}

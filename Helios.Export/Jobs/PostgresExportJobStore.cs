@@ -1,0 +1,33 @@
+using System.Data.Common;
+using Npgsql;
+
+namespace Helios.Export.Jobs;
+
+/// <summary>Job state in the shared PostgreSQL database. Concurrent claims of one partition serialize on its row
+/// (the loser re-reads it and finds it leased); finishing partitions take the job row lock.</summary>
+public sealed class PostgresExportJobStore(NpgsqlDataSource dataSource, TimeProvider timeProvider) : SqlExportJobStore(timeProvider)
+{
+    private const long MigrationLockKey = 0x48656c696f7345;
+
+    protected override string LockJobSql => "SELECT id FROM export_jobs WHERE id = @j FOR UPDATE";
+
+    protected override string LockCreateSql => "SELECT pg_advisory_xact_lock(4748127590112)";
+
+    protected override IReadOnlyList<string> SchemaStatements => ExportSchema.Statements;
+
+    public override async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLockKey})", [], cancellationToken);
+        foreach (var statement in SchemaStatements)
+        {
+            await ExecAsync(connection, transaction, statement, [], cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    protected override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
+        await dataSource.OpenConnectionAsync(cancellationToken);
+}

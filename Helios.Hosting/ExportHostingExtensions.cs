@@ -1,0 +1,143 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Helios.Export;
+using Helios.Export.Engine;
+using Helios.Export.Files;
+using Helios.Export.Jobs;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Helios.Hosting;
+
+public static class ExportHostingExtensions
+{
+    /// <summary>
+    /// Registers the Bulk Data export engine for the topology: job state, file store, Hangfire storage and (when this
+    /// process runs workers) a Hangfire server on the export queue, plus the supervisor. Invalid combinations fail
+    /// here, at startup, with a message that says what to change.
+    /// </summary>
+    public static void AddHeliosExport(this IHostApplicationBuilder builder, HeliosTopology topology, bool workerHost = false)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<ExportOptions>().BindConfiguration(ExportOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        var options = builder.Configuration.GetSection(ExportOptions.SectionName).Get<ExportOptions>() ?? new ExportOptions();
+        var runWorkers = workerHost || options.RunWorkers;
+        Validate(topology, options, runWorkers);
+
+        builder.Services.AddSingleton<ExportWorkerIdentity>();
+        builder.Services.AddSingleton<IExportScheduler, HangfireExportScheduler>();
+        builder.Services.AddSingleton<ExportPlanner>();
+        builder.Services.AddSingleton<ExportPartitionRunner>();
+        builder.Services.AddTransient<ExportJobs>();
+        builder.Services.AddSingleton<ExportKickoff>();
+        builder.Services.AddSingleton(new ExportSupervisorSettings(ResetLeasesOnStartup: topology == HeliosTopology.Embedded));
+        builder.Services.AddSingleton<ExportSupervisor>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ExportSupervisor>());
+
+        if (topology == HeliosTopology.PostgresS3)
+        {
+            var connectionString = builder.Configuration.GetConnectionString(StorageHostingExtensions.PostgresConnectionName)!;
+            builder.Services.AddSingleton<IExportJobStore>(sp => new PostgresExportJobStore(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<TimeProvider>()));
+            builder.Services.AddSingleton(sp => new S3ExportFileStore(sp.GetRequiredService<IOptions<ExportOptions>>().Value.S3));
+            builder.Services.AddSingleton<IExportFileStore>(sp => sp.GetRequiredService<S3ExportFileStore>());
+            builder.Services.AddHangfire(configuration => configuration
+                .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings()
+                .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
+                {
+                    SchemaName = "hangfire",
+                    PrepareSchemaIfNecessary = true,
+                    QueuePollInterval = TimeSpan.FromMilliseconds(250),
+                }));
+        }
+        else
+        {
+            var dataDirectory = Path.GetFullPath(builder.Configuration[$"{HeliosOptions.SectionName}:DataDirectory"] is { Length: > 0 } d ? d : "./data");
+            var exportDirectory = options.LocalDirectory is { Length: > 0 } local ? Path.GetFullPath(local) : Path.Combine(dataDirectory, "exports");
+            builder.Services.AddSingleton<IExportJobStore>(sp => new SqliteExportJobStore(Path.Combine(dataDirectory, "helios.db"), sp.GetRequiredService<TimeProvider>()));
+            builder.Services.AddSingleton<IExportFileStore>(_ => new LocalExportFileStore(exportDirectory));
+            // Hangfire only transports work here: the SQLite job tables are the durable truth, and after a restart the
+            // supervisor re-enqueues whatever was pending (see docs/adr/0005).
+            builder.Services.AddHangfire(configuration => configuration
+                .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings()
+                .UseInMemoryStorage());
+        }
+
+        if (runWorkers)
+        {
+            builder.Services.AddHangfireServer((sp, server) =>
+            {
+                var settings = sp.GetRequiredService<IOptions<ExportOptions>>().Value;
+                server.Queues = [HangfireExportScheduler.Queue];
+                server.WorkerCount = settings.WorkerCount > 0 ? settings.WorkerCount : Math.Max(2, Environment.ProcessorCount);
+                server.ServerName = sp.GetRequiredService<ExportWorkerIdentity>().Id;
+                server.ShutdownTimeout = TimeSpan.FromSeconds(10);
+            });
+        }
+    }
+
+    /// <summary>Creates the export tables (and the S3 bucket when configured to).</summary>
+    public static async Task MigrateHeliosExportAsync(this IServiceProvider services, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        await services.GetRequiredService<IExportJobStore>().MigrateAsync(cancellationToken);
+        if (services.GetService<S3ExportFileStore>() is { } s3 && services.GetRequiredService<IOptions<ExportOptions>>().Value.S3.CreateBucket)
+        {
+            await s3.EnsureBucketAsync(cancellationToken);
+        }
+    }
+
+    private static void Validate(HeliosTopology topology, ExportOptions options, bool runWorkers)
+    {
+        if (topology == HeliosTopology.Embedded)
+        {
+            if (!runWorkers)
+            {
+                throw new InvalidOperationException(
+                    "Helios:Export:RunWorkers=false is not valid with Helios:Topology=embedded: the Api is the only process, so no export would ever run. Remove the setting, or use postgres-s3 with Helios.Worker processes.");
+            }
+
+            if (options.DirectDownloadUrls)
+            {
+                throw new InvalidOperationException(
+                    "Helios:Export:DirectDownloadUrls=true needs presigned URLs, which only the S3 file store of the postgres-s3 topology has. Remove the setting, or use postgres-s3.");
+            }
+
+            return;
+        }
+
+        var s3 = options.S3;
+        var missing = new List<string>();
+        if (string.IsNullOrWhiteSpace(s3.ServiceUrl))
+        {
+            missing.Add("Helios:Export:S3:ServiceUrl");
+        }
+
+        if (string.IsNullOrWhiteSpace(s3.AccessKey))
+        {
+            missing.Add("Helios:Export:S3:AccessKey");
+        }
+
+        if (string.IsNullOrWhiteSpace(s3.SecretKey))
+        {
+            missing.Add("Helios:Export:S3:SecretKey");
+        }
+
+        if (missing.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"Helios:Topology is postgres-s3, which writes export files to S3, but {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not set. Set them (Helios.AppHost does), or use Helios:Topology=embedded.");
+        }
+
+        if (!Uri.TryCreate(s3.ServiceUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        {
+            throw new InvalidOperationException($"Helios:Export:S3:ServiceUrl '{s3.ServiceUrl}' is not an absolute http(s) URL.");
+        }
+    }
+}
