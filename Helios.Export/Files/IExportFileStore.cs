@@ -13,6 +13,9 @@ public interface IExportFileStore
     /// <summary>Deletes everything stored for the job, including parts no row points at (a stale worker's).</summary>
     Task DeleteJobAsync(string jobId, CancellationToken cancellationToken);
 
+    /// <summary>Names of everything stored for the job (published parts, and temp files of parts being written).</summary>
+    Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken);
+
     /// <summary>Whether files can be handed out as presigned URLs.</summary>
     bool CanPresign { get; }
 

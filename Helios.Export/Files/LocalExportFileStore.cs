@@ -40,6 +40,13 @@ public sealed class LocalExportFileStore : IExportFileStore
         return Task.CompletedTask;
     }
 
+    public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var directory = JobDirectory(jobId);
+        IReadOnlyList<string> names = Directory.Exists(directory) ? Directory.GetFiles(directory).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList() : [];
+        return Task.FromResult(names);
+    }
+
     public Task<Uri> GetPresignedUrlAsync(string jobId, string fileName, TimeSpan lifetime, CancellationToken cancellationToken) =>
         throw new NotSupportedException("Local export files are served by the Api; they have no presigned URLs.");
 

@@ -51,6 +51,24 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
     public async Task DeleteFileAsync(string jobId, string fileName, CancellationToken cancellationToken) =>
         await _client.DeleteObjectAsync(_options.Bucket, Key(jobId, fileName), cancellationToken);
 
+    public async Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var prefix = $"{_options.Prefix}{jobId}/";
+        var names = new List<string>();
+        var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = prefix, MaxKeys = 1000 };
+        while (true)
+        {
+            var page = await _client.ListObjectsV2Async(request, cancellationToken);
+            names.AddRange((page.S3Objects ?? []).Select(o => o.Key[prefix.Length..]));
+            if (page.IsTruncated != true)
+            {
+                return names;
+            }
+
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+    }
+
     public async Task DeleteJobAsync(string jobId, CancellationToken cancellationToken)
     {
         var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = $"{_options.Prefix}{jobId}/", MaxKeys = 1000 };

@@ -10,8 +10,9 @@ namespace Helios.Api.Tests;
 public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLifetime
 {
     private readonly bool _postgres;
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "helios-api-" + Guid.NewGuid().ToString("N")[..12]);
     private string? _connectionString;
+    private S3Server? _s3;
+    private string? _bucket;
 
     public HeliosApiFactory()
         : this(postgres: false)
@@ -22,11 +23,24 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
 
     public long MaxBodyBytes { get; init; } = 2 * 1024 * 1024;
 
+    public bool IsPostgres => _postgres;
+
+    /// <summary>Extra configuration (e.g. <c>Helios:Export:*</c>) applied after the topology settings.</summary>
+    public IDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>();
+
+    /// <summary>The data directory of the embedded topology (also reused by a restarted instance).</summary>
+    public string DataDirectory { get; init; } = Path.Combine(Path.GetTempPath(), "helios-api-" + Guid.NewGuid().ToString("N")[..12]);
+
+    /// <summary>Keep the data directory on dispose (a test that restarts the Api on it deletes it).</summary>
+    public bool KeepData { get; init; }
+
     public async Task InitializeAsync()
     {
         if (_postgres)
         {
             _connectionString = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("helios_api");
+            _s3 = await S3Server.GetAsync();
+            _bucket = _s3.NewBucketName();
         }
     }
 
@@ -37,11 +51,20 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
         {
             builder.UseSetting("Helios:Topology", "postgres-s3");
             builder.UseSetting("ConnectionStrings:helios-db", _connectionString);
+            builder.UseSetting("Helios:Export:S3:ServiceUrl", _s3!.Url);
+            builder.UseSetting("Helios:Export:S3:AccessKey", _s3.AccessKey);
+            builder.UseSetting("Helios:Export:S3:SecretKey", _s3.SecretKey);
+            builder.UseSetting("Helios:Export:S3:Bucket", _bucket);
         }
         else
         {
             builder.UseSetting("Helios:Topology", "embedded");
-            builder.UseSetting("Helios:DataDirectory", _dataDirectory);
+            builder.UseSetting("Helios:DataDirectory", DataDirectory);
+        }
+
+        foreach (var (key, value) in Settings)
+        {
+            builder.UseSetting(key, value);
         }
     }
 
@@ -49,9 +72,9 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
     {
         await DisposeAsync();
         SqliteConnection.ClearAllPools();
-        if (Directory.Exists(_dataDirectory))
+        if (!KeepData && Directory.Exists(DataDirectory))
         {
-            Directory.Delete(_dataDirectory, recursive: true);
+            Directory.Delete(DataDirectory, recursive: true);
         }
     }
 }

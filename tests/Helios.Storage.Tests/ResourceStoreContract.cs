@@ -284,7 +284,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal([2L, 4L], result.Errors.Select(e => e.Line));
         Assert.Contains("colour", result.Errors[0].Message);
         Assert.Equal(new HashSet<string> { "nd1", "nd2" }, await Ids("Patient", "family=ndjson"));
-        Assert.Equal(12, await CountSecondaryIndexesAsync());
+        Assert.Equal(Helios.Storage.Sql.Schema.SecondaryIndexes(postgres: false).Count, await CountSecondaryIndexesAsync());
     }
 
     /// <summary>How many of the store's secondary indexes exist.</summary>
@@ -393,6 +393,94 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         // Now: the current view has the update and the deletion and the late resource.
         var now = (await Read(new SnapshotRange("Observation", await Store.GetLastSeqAsync(Ct)) { PatientIds = ["snap-a"] })).Select(r => r.Id + "/" + r.VersionId);
         Assert.Equal(["snap-2/1", "snap-0/2", "snap-late/1"], now);
+    }
+
+    [Fact]
+    public async Task ExportReads_SnapshotCapture_KeyRanges_PatientSets_AndSince()
+    {
+        var obs = Enumerable.Range(0, 7).Select(i => new Observation
+        {
+            Id = $"kr-{i}",
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "8867-4"),
+            Subject = new ResourceReference(i < 4 ? "Patient/kr-a" : "Patient/kr-b"),
+        }).ToList();
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("kr-a")), ResourceWrite.Create(NewPatient("kr-b")), .. obs.Select(o => ResourceWrite.Create(o))], Ct);
+        var before = await Store.ReadAsync("Observation", "kr-6", Ct);
+        var snapshot = await Store.CaptureSnapshotAsync(Ct);
+        Assert.Equal(await Store.GetLastSeqAsync(Ct), snapshot.Seq);
+        Assert.True(snapshot.TransactionTime >= before!.LastUpdated);
+
+        // Every later write gets a larger key and a later instant than the snapshot.
+        var late = (await Store.WriteAsync([ResourceWrite.Update(NewPatient("kr-late"))], Ct)).Single().Resource!;
+        Assert.True(late.Seq > snapshot.Seq);
+        Assert.True(late.LastUpdated > snapshot.TransactionTime);
+        await Store.WriteAsync([ResourceWrite.Delete("Observation", "kr-0")], Ct);
+
+        // Key ranges cover exactly the versions current at the snapshot, about N per range, in key order.
+        var ranges = await Store.GetKeyRangesAsync("Observation", snapshot.Seq, 3, Ct);
+        Assert.All(ranges.SkipLast(1), r => Assert.Equal(3, r.Rows));
+        Assert.Equal(ranges.Select(r => r.AfterSeq).Skip(1), ranges.Select(r => r.UpToSeq).SkipLast(1));
+        var inRanges = new List<string>();
+        foreach (var range in ranges)
+        {
+            await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange("Observation", snapshot.Seq, range.AfterSeq, range.UpToSeq), Ct))
+            {
+                inRanges.Add(row.Id);
+            }
+        }
+
+        var everything = new List<string>();
+        await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange("Observation", snapshot.Seq), Ct))
+        {
+            everything.Add(row.Id);
+        }
+
+        Assert.Equal(everything, inRanges);
+        Assert.Contains("kr-0", inRanges);
+        Assert.Equal(ranges.Sum(r => r.Rows), inRanges.Count);
+        Assert.Empty(await Store.GetKeyRangesAsync("NoSuchType", snapshot.Seq, 3, Ct));
+        Assert.Contains("Observation", await Store.GetTypesAsync(snapshot.Seq, Ct));
+
+        // Patient sets: the compartments of the set's patients only; a Patient matches itself.
+        var set = "set-" + Guid.NewGuid().ToString("N");
+        await Store.AddToPatientSetAsync(set, ["kr-b", "kr-b", "nobody"], Ct);
+        async Task<List<string>> ReadSet(string type, DateTimeOffset? since = null)
+        {
+            var ids = new List<string>();
+            await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange(type, snapshot.Seq) { PatientSetId = set, Since = since }, Ct))
+            {
+                ids.Add(row.Id);
+            }
+
+            return ids;
+        }
+
+        Assert.Equal(["kr-4", "kr-5", "kr-6"], await ReadSet("Observation"));
+        Assert.Equal(["kr-b"], await ReadSet("Patient"));
+        Assert.Empty(await ReadSet("Observation", snapshot.TransactionTime));
+        Assert.Equal(["kr-6"], await ReadSet("Observation", (await Store.ReadAsync("Observation", "kr-5", Ct))!.LastUpdated));
+
+        // A set filled from the snapshot holds the Patients current then (not kr-late).
+        var all = "all-" + Guid.NewGuid().ToString("N");
+        var count = await Store.FillPatientSetFromSnapshotAsync(all, snapshot.Seq, Ct);
+        Assert.True(count >= 2);
+        var patients = new List<string>();
+        await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq) { PatientSetId = all }, Ct))
+        {
+            patients.Add(row.Id);
+        }
+
+        Assert.Contains("kr-a", patients);
+        Assert.DoesNotContain("kr-late", patients);
+        Assert.Equal(count, patients.Count);
+        await Store.DeletePatientSetAsync(set, Ct);
+        Assert.Empty(await ReadSet("Observation"));
+
+        // A resource as of the snapshot: kr-0 was deleted later but existed then.
+        Assert.False((await Store.ReadAtSnapshotAsync("Observation", "kr-0", snapshot.Seq, Ct))!.IsDeleted);
+        Assert.True((await Store.ReadAtSnapshotAsync("Observation", "kr-0", await Store.GetLastSeqAsync(Ct), Ct))!.IsDeleted);
+        Assert.Null(await Store.ReadAtSnapshotAsync("Patient", "kr-late", snapshot.Seq, Ct));
     }
 
     [Fact]

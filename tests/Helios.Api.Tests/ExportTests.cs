@@ -1,0 +1,334 @@
+using System.IO.Compression;
+using System.Net;
+using System.Text.Json;
+using Helios.Export;
+using Helios.Export.Files;
+using Helios.Storage;
+using Helios.Storage.Synthetic;
+using Hl7.Fhir.Model;
+using Microsoft.Extensions.DependencyInjection;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Api.Tests;
+
+/// <summary>Export settings that make small data sets use many partitions and parts, and a fast supervisor.</summary>
+internal static class ExportTestSettings
+{
+    public static void Apply(HeliosApiFactory factory, bool slow)
+    {
+        factory.Settings["Helios:Export:PartitionRows"] = "40";
+        factory.Settings["Helios:Export:ReadBatchRows"] = "15";
+        factory.Settings["Helios:Export:MaxPartBytes"] = "16000";
+        factory.Settings["Helios:Export:SupervisorInterval"] = "00:00:00.200";
+        factory.Settings["Helios:Export:HeartbeatInterval"] = "00:00:00.200";
+        factory.Settings["Helios:Export:LeaseDuration"] = "00:00:03";
+        factory.Settings["Helios:Export:WorkerCount"] = "3";
+        if (slow)
+        {
+            factory.Settings["Helios:Export:DelayPerBatch"] = "00:00:00.150";
+            factory.Settings["Helios:Export:MaxActivePerClient"] = "3";
+        }
+    }
+}
+
+public sealed class EmbeddedExportFactory : HeliosApiFactory
+{
+    public EmbeddedExportFactory() => ExportTestSettings.Apply(this, slow: false);
+}
+
+public sealed class PostgresS3ExportFactory : HeliosApiFactory
+{
+    public PostgresS3ExportFactory()
+        : base(postgres: true) => ExportTestSettings.Apply(this, slow: false);
+}
+
+public sealed class SlowEmbeddedExportFactory : HeliosApiFactory
+{
+    public SlowEmbeddedExportFactory() => ExportTestSettings.Apply(this, slow: true);
+}
+
+public sealed class SlowPostgresS3ExportFactory : HeliosApiFactory
+{
+    public SlowPostgresS3ExportFactory()
+        : base(postgres: true) => ExportTestSettings.Apply(this, slow: true);
+}
+
+/// <summary>Seeds a factory's store once with the synthetic generator's data.</summary>
+internal static class ExportSeed
+{
+    public const int Patients = 12;
+
+    public static async Task EnsureAsync(HeliosApiFactory factory)
+    {
+        var store = factory.Services.GetRequiredService<IResourceStore>();
+        if ((await store.CountByTypeAsync(CancellationToken.None)).ContainsKey("Organization"))
+        {
+            return;
+        }
+
+        var writes = new SyntheticDataGenerator(7).Generate(Patients).Select(r => ResourceWrite.Update(r)).ToList();
+        await store.WriteAsync(writes, CancellationToken.None);
+    }
+
+    public static async Task<Resource> WriteAsync(HeliosApiFactory factory, Resource resource)
+    {
+        await factory.Services.GetRequiredService<IResourceStore>().WriteAsync([ResourceWrite.Update(resource)], CancellationToken.None);
+        return resource;
+    }
+}
+
+/// <summary>The $export lifecycle, written once and run on both topologies.</summary>
+public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture<TFactory>, IAsyncLifetime
+    where TFactory : HeliosApiFactory
+{
+    private readonly ExportClient _client = new(factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }));
+
+    protected TFactory Factory => factory;
+
+    private IResourceStore Store => factory.Services.GetRequiredService<IResourceStore>();
+
+    public Task InitializeAsync() => ExportSeed.EnsureAsync(factory);
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task SystemExport_ExportsEveryCurrentResourceExactlyOnce()
+    {
+        var expected = await Store.CountByTypeAsync(CancellationToken.None);
+        var statusUrl = await _client.KickoffAsync("/$export");
+        var manifest = await _client.WaitForManifestAsync(statusUrl);
+
+        foreach (var key in new[] { "transactionTime", "request", "requiresAccessToken", "output", "error" })
+        {
+            Assert.True(manifest.TryGetProperty(key, out _), $"manifest lacks {key}");
+        }
+
+        Assert.Equal("http://localhost/$export", manifest.GetProperty("request").GetString());
+        Assert.True(DateTimeOffset.TryParse(manifest.GetProperty("transactionTime").GetString(), out _));
+        Assert.Equal(JsonValueKind.False, manifest.GetProperty("requiresAccessToken").ValueKind);
+        Assert.Empty(manifest.GetProperty("error").EnumerateArray());
+
+        var lines = await _client.DownloadOutputAsync(manifest);
+        var ids = ExportClient.IdsByType(lines);
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), ids.Keys.Order(StringComparer.Ordinal));
+        foreach (var (type, count) in expected)
+        {
+            Assert.True(count == ids[type].Count, $"{type}: expected {count}, exported {ids[type].Count}");
+        }
+
+        // Small partitions and parts: the export really was split.
+        Assert.True(manifest.GetProperty("output").GetArrayLength() > expected.Count, "expected several files for some types");
+    }
+
+    [Fact]
+    public async Task PatientExport_ExportsThePatientCompartmentsOnly()
+    {
+        var expected = await Store.CountByTypeAsync(CancellationToken.None);
+        var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync("/Patient/$export"));
+        var ids = ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest));
+
+        Assert.DoesNotContain("Organization", ids.Keys);
+        Assert.DoesNotContain("Practitioner", ids.Keys);
+        foreach (var type in new[] { "Patient", "Encounter", "Observation", "Condition", "MedicationRequest", "Claim" })
+        {
+            Assert.True(expected[type] == ids[type].Count, $"{type}: expected {expected[type]}, exported {ids.GetValueOrDefault(type)?.Count}");
+        }
+    }
+
+    [Fact]
+    public async Task GroupExport_FlattensNestedGroups_SkipsInactiveAndExpiredMembers()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        string P(string n) => $"g{tag}-{n}";
+        foreach (var n in new[] { "a", "b", "c", "d", "e" })
+        {
+            await ExportSeed.WriteAsync(factory, new Patient { Id = P(n), Name = [new HumanName { Family = "Member" + n }] });
+            await ExportSeed.WriteAsync(factory, new Observation
+            {
+                Id = P(n) + "-obs",
+                Status = ObservationStatus.Final,
+                Code = new CodeableConcept("http://loinc.org", "8302-2"),
+                Subject = new ResourceReference("Patient/" + P(n)),
+            });
+        }
+
+        await ExportSeed.WriteAsync(factory, new Group
+        {
+            Id = P("outer"), Type = Group.GroupType.Person, Actual = true,
+            Member =
+            [
+                new Group.MemberComponent { Entity = new ResourceReference("Patient/" + P("a")) },
+                new Group.MemberComponent { Entity = new ResourceReference("Patient/" + P("b")), Inactive = true },
+                new Group.MemberComponent { Entity = new ResourceReference("Patient/" + P("c")), Period = new Period { Start = "1990-01-01", End = "2000-01-01" } },
+                new Group.MemberComponent { Entity = new ResourceReference("Group/" + P("inner")) },
+            ],
+        });
+        await ExportSeed.WriteAsync(factory, new Group
+        {
+            Id = P("inner"), Type = Group.GroupType.Person, Actual = true,
+            Member =
+            [
+                new Group.MemberComponent { Entity = new ResourceReference("http://localhost/Patient/" + P("d")) },
+                new Group.MemberComponent { Entity = new ResourceReference("Group/" + P("outer")) }, // a cycle
+            ],
+        });
+
+        var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync($"/Group/{P("outer")}/$export?_type=Patient,Observation"));
+        var ids = ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest));
+        Assert.Equal([P("a"), P("d")], ids["Patient"].Order(StringComparer.Ordinal));
+        Assert.Equal([P("a") + "-obs", P("d") + "-obs"], ids["Observation"].Order(StringComparer.Ordinal));
+        Assert.Equal(["Observation", "Patient"], ids.Keys.Order(StringComparer.Ordinal));
+
+        var unknown = await _client.SendKickoffAsync("/Group/does-not-exist/$export");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("Group/does-not-exist", await unknown.OutcomeTextAsync());
+    }
+
+    [Fact]
+    public async Task Since_ExportsOnlyLaterChanges()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        await ExportSeed.WriteAsync(factory, new Patient { Id = $"old-{tag}" });
+        await Task.Delay(20);
+        var since = DateTimeOffset.UtcNow;
+        await Task.Delay(20);
+        await ExportSeed.WriteAsync(factory, new Patient { Id = $"new-{tag}" });
+
+        // An unencoded '+' in the offset arrives as a space; it must still be read as an instant.
+        var text = since.ToOffset(TimeSpan.FromHours(2)).ToString("yyyy-MM-dd'T'HH:mm:ss.fffzzz", System.Globalization.CultureInfo.InvariantCulture);
+        var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync($"/$export?_type=Patient&_since={text}"));
+        var ids = ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest));
+        Assert.Equal([$"new-{tag}"], ids["Patient"]);
+    }
+
+    [Fact]
+    public async Task Kickoff_ValidatesHeadersAndParameters()
+    {
+        var noPrefer = await _client.SendKickoffAsync("/$export", null, null, ("Prefer", "handling=strict"));
+        Assert.Equal(HttpStatusCode.BadRequest, noPrefer.StatusCode);
+        Assert.Contains("respond-async", await noPrefer.OutcomeTextAsync());
+
+        var format = await _client.SendKickoffAsync("/$export?_outputFormat=text/csv");
+        Assert.Equal(HttpStatusCode.BadRequest, format.StatusCode);
+        Assert.Contains("_outputFormat", await format.OutcomeTextAsync());
+
+        var type = await _client.SendKickoffAsync("/$export?_type=Patient,NotAType");
+        Assert.Equal(HttpStatusCode.BadRequest, type.StatusCode);
+        Assert.Contains("NotAType", await type.OutcomeTextAsync());
+
+        var outsideCompartment = await _client.SendKickoffAsync("/Patient/$export?_type=Organization");
+        Assert.Equal(HttpStatusCode.BadRequest, outsideCompartment.StatusCode);
+
+        var since = await _client.SendKickoffAsync("/$export?_since=2024-01-01");
+        Assert.Equal(HttpStatusCode.BadRequest, since.StatusCode);
+        Assert.Contains("instant", await since.OutcomeTextAsync());
+
+        var unsupported = await _client.SendKickoffAsync("/$export?_elements=id");
+        Assert.Equal(HttpStatusCode.BadRequest, unsupported.StatusCode);
+        Assert.Contains("_elements", await unsupported.OutcomeTextAsync());
+
+        // The three format spellings the IG requires, each accepted (and cancelled, as Inferno does).
+        foreach (var accepted in new[] { "application%2Ffhir%2Bndjson", "application%2Fndjson", "ndjson", "application/fhir+ndjson" })
+        {
+            var statusUrl = await _client.KickoffAsync($"/$export?_type=Organization&_outputFormat={accepted}");
+            var cancel = await _client.Api.DeleteAsync(statusUrl);
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        }
+
+        // POST with a Parameters body; repeats of _type are one comma-separated list.
+        var post = await _client.SendKickoffAsync("/$export", HttpMethod.Post, """
+            {"resourceType":"Parameters","parameter":[
+              {"name":"_type","valueString":"Organization"},{"name":"_type","valueString":"Practitioner"},
+              {"name":"_outputFormat","valueString":"application/fhir+ndjson"}]}
+            """);
+        Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
+        var postManifest = await _client.WaitForManifestAsync(post.Content.Headers.ContentLocation!.AbsoluteUri);
+        Assert.Equal("http://localhost/$export", postManifest.GetProperty("request").GetString());
+        Assert.Equal(["Organization", "Practitioner"], ExportClient.IdsByType(await _client.DownloadOutputAsync(postManifest)).Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task Lenient_IgnoresUnsupportedParameters_AndSaysSoInTheManifest()
+    {
+        var statusUrl = await _client.KickoffAsync("/$export?_type=Organization&_elements=id&_typeFilter=Patient%3Factive%3Dtrue", ("Prefer", "respond-async, handling=lenient"));
+        var manifest = await _client.WaitForManifestAsync(statusUrl);
+        var error = Assert.Single(manifest.GetProperty("error").EnumerateArray());
+        Assert.Equal("OperationOutcome", error.GetProperty("type").GetString());
+        var response = await _client.GetFileAsync(error.GetProperty("url").GetString()!);
+        var outcome = JsonDocument.Parse((await response.Content.ReadAsStringAsync()).TrimEnd('\n')).RootElement;
+        Assert.Equal("OperationOutcome", outcome.GetProperty("resourceType").GetString());
+        var diagnostics = outcome.GetProperty("issue").EnumerateArray().Select(i => i.GetProperty("diagnostics").GetString()).ToList();
+        Assert.Contains(diagnostics, d => d!.Contains("_elements", StringComparison.Ordinal));
+        Assert.Contains(diagnostics, d => d!.Contains("_typeFilter", StringComparison.Ordinal));
+        Assert.Equal(["Organization"], ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest)).Keys);
+    }
+
+    [Fact]
+    public async Task UnknownJob_Is404WithOperationOutcome()
+    {
+        var status = await _client.PollAsync("http://localhost/$export-status/0123456789abcdef");
+        Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+        Assert.Contains("no export", await status.OutcomeTextAsync());
+        var cancel = await _client.Api.DeleteAsync("/$export-status/0123456789abcdef");
+        Assert.Equal(HttpStatusCode.NotFound, cancel.StatusCode);
+        var file = await _client.Api.GetAsync("/$export-file/0123456789abcdef/Patient-0000-000-1.ndjson");
+        Assert.Equal(HttpStatusCode.NotFound, file.StatusCode);
+    }
+
+    [Fact]
+    public async Task Metadata_AdvertisesTheThreeExportOperations()
+    {
+        var statement = await (await _client.Api.GetAsync("/metadata")).JsonAsync();
+        Assert.Contains(statement.GetProperty("instantiates").EnumerateArray(), i => i.GetString() == "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data");
+        var rest = statement.GetProperty("rest")[0];
+        Assert.Contains(rest.GetProperty("operation").EnumerateArray(), o =>
+            o.GetProperty("name").GetString() == "export" && o.GetProperty("definition").GetString() == "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export");
+        foreach (var (type, definition) in new[] { ("Patient", "patient-export"), ("Group", "group-export") })
+        {
+            var resource = rest.GetProperty("resource").EnumerateArray().Single(r => r.GetProperty("type").GetString() == type);
+            Assert.Contains(resource.GetProperty("operation").EnumerateArray(), o =>
+                o.GetProperty("name").GetString() == "export" && o.GetProperty("definition").GetString() == $"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{definition}");
+        }
+    }
+}
+
+public sealed class EmbeddedExportTests(EmbeddedExportFactory factory) : ExportContract<EmbeddedExportFactory>(factory)
+{
+    [Fact]
+    public async Task Download_SupportsGzipAndRanges()
+    {
+        var client = new ExportClient(Factory.CreateClient());
+        var manifest = await client.WaitForManifestAsync(await client.KickoffAsync("/$export?_type=Observation"));
+        var url = manifest.GetProperty("output")[0].GetProperty("url").GetString()!;
+        var plain = await (await client.GetFileAsync(url)).Content.ReadAsByteArrayAsync();
+
+        var gzipped = await client.GetFileAsync(url, ("Accept-Encoding", "gzip"));
+        Assert.Equal("gzip", gzipped.Content.Headers.ContentEncoding.Single());
+        Assert.NotNull(gzipped.Content.Headers.Expires);
+        await using (var unzip = new GZipStream(await gzipped.Content.ReadAsStreamAsync(), CompressionMode.Decompress))
+        using (var copy = new MemoryStream())
+        {
+            await unzip.CopyToAsync(copy);
+            Assert.Equal(plain, copy.ToArray());
+        }
+
+        var ranged = await client.GetFileAsync(url, ("Range", "bytes=10-19"));
+        Assert.Equal(HttpStatusCode.PartialContent, ranged.StatusCode);
+        Assert.Equal(plain[10..20], await ranged.Content.ReadAsByteArrayAsync());
+    }
+}
+
+public sealed class PostgresS3ExportTests(PostgresS3ExportFactory factory) : ExportContract<PostgresS3ExportFactory>(factory)
+{
+    [Fact]
+    public async Task Download_RedirectsToAPresignedUrl()
+    {
+        var client = new ExportClient(Factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }));
+        var manifest = await client.WaitForManifestAsync(await client.KickoffAsync("/$export?_type=Patient"));
+        var url = manifest.GetProperty("output")[0].GetProperty("url").GetString()!;
+        Assert.StartsWith("http://localhost/$export-file/", url, StringComparison.Ordinal);
+        var response = await client.Api.GetAsync(url);
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Contains("X-Amz-Signature", response.Headers.Location!.Query, StringComparison.Ordinal);
+    }
+}

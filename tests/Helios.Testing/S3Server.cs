@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Helios.Testing;
+
+/// <summary>
+/// An S3-compatible server for tests. Uses <c>HELIOS_TEST_S3_URL</c> (with <c>HELIOS_TEST_S3_ACCESS_KEY</c> /
+/// <c>HELIOS_TEST_S3_SECRET_KEY</c>) when set; otherwise runs the npm <c>s3rver</c> from <c>tests/tools</c> (installing
+/// it there first when missing) on a free port, in a temporary directory. One server per test process; callers
+/// isolate themselves with their own bucket.
+/// </summary>
+public sealed class S3Server : IAsyncDisposable
+{
+    private static readonly SemaphoreSlim s_lock = new(1, 1);
+    private static S3Server? s_shared;
+
+    private readonly Process? _process;
+    private readonly string? _directory;
+    private int _buckets;
+
+    private S3Server(string url, string accessKey, string secretKey, Process? process, string? directory)
+    {
+        Url = url;
+        AccessKey = accessKey;
+        SecretKey = secretKey;
+        _process = process;
+        _directory = directory;
+    }
+
+    public string Url { get; }
+
+    public string AccessKey { get; }
+
+    public string SecretKey { get; }
+
+    /// <summary>A fresh bucket name (the store creates it).</summary>
+    public string NewBucketName() => $"helios-{Environment.ProcessId}-{Interlocked.Increment(ref _buckets)}-{Guid.NewGuid().ToString("N")[..8]}";
+
+    public static async Task<S3Server> GetAsync()
+    {
+        await s_lock.WaitAsync();
+        try
+        {
+            if (s_shared is null)
+            {
+                s_shared = await StartAsync();
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => s_shared.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            return s_shared;
+        }
+        finally
+        {
+            s_lock.Release();
+        }
+    }
+
+    private static async Task<S3Server> StartAsync()
+    {
+        var configured = Environment.GetEnvironmentVariable("HELIOS_TEST_S3_URL");
+        if (!string.IsNullOrWhiteSpace(configured))
+        {
+            return new S3Server(configured, Environment.GetEnvironmentVariable("HELIOS_TEST_S3_ACCESS_KEY") ?? "S3RVER",
+                Environment.GetEnvironmentVariable("HELIOS_TEST_S3_SECRET_KEY") ?? "S3RVER", null, null);
+        }
+
+        var script = await TestTools.EnsureNpmToolAsync(Path.Combine("s3rver", "bin", "s3rver.js"));
+        var directory = Path.Combine(Path.GetTempPath(), "helios-s3-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(directory);
+        var port = TestTools.FreePort();
+        var psi = new ProcessStartInfo("node") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { script, "-d", directory, "-a", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--silent" })
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        // s3rver encrypts list continuation tokens with DES, which Node's OpenSSL 3 only offers through the legacy provider.
+        psi.Environment["NODE_OPTIONS"] = "--openssl-legacy-provider";
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start node for s3rver.");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(30), "s3rver");
+        return new S3Server($"http://127.0.0.1:{port}", "S3RVER", "S3RVER", process, directory);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+
+        _process?.Dispose();
+        if (_directory is not null && Directory.Exists(_directory))
+        {
+            try
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // best effort
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Helpers shared by the server fixtures.</summary>
+public static class TestTools
+{
+    /// <summary>The repository root (the folder holding Helios.Aspire.sln).</summary>
+    public static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Helios.Aspire.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("The repository root (Helios.Aspire.sln) was not found above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>The path of a file of an npm package of <c>tests/tools</c>, running <c>npm install</c> there first if needed
+    /// (under a lock file, as test processes run in parallel).</summary>
+    public static async Task<string> EnsureNpmToolAsync(string relativePath)
+    {
+        var tools = Path.Combine(RepositoryRoot(), "tests", "tools");
+        var target = Path.Combine(tools, "node_modules", relativePath);
+        if (File.Exists(target))
+        {
+            return target;
+        }
+
+        var lockPath = Path.Combine(tools, ".install.lock");
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (true)
+        {
+            try
+            {
+                await using var held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+                if (!File.Exists(target))
+                {
+                    var psi = new ProcessStartInfo("npm") { WorkingDirectory = tools, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+                    foreach (var arg in new[] { "install", "--no-audit", "--no-fund", "--no-package-lock" })
+                    {
+                        psi.ArgumentList.Add(arg);
+                    }
+
+                    using var npm = Process.Start(psi) ?? throw new InvalidOperationException("npm could not be started; install Node.js 20+.");
+                    var stderr = npm.StandardError.ReadToEndAsync();
+                    await npm.StandardOutput.ReadToEndAsync();
+                    await npm.WaitForExitAsync();
+                    if (npm.ExitCode != 0 || !File.Exists(target))
+                    {
+                        throw new InvalidOperationException($"npm install in {tools} failed ({npm.ExitCode}): {await stderr}");
+                    }
+                }
+
+                return target;
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+            }
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static async Task WaitForPortAsync(int port, Process process, TimeSpan timeout, string name)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"{name} exited with code {process.ExitCode} before listening on port {port}.");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        throw new TimeoutException($"{name} did not listen on port {port} within {timeout.TotalSeconds} s.");
+    }
+}
