@@ -43,16 +43,13 @@ public static class ExportHostingExtensions
             builder.Services.AddSingleton<IExportJobStore>(sp => new PostgresExportJobStore(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<TimeProvider>()));
             builder.Services.AddSingleton(sp => new S3ExportFileStore(sp.GetRequiredService<IOptions<ExportOptions>>().Value.S3));
             builder.Services.AddSingleton<IExportFileStore>(sp => sp.GetRequiredService<S3ExportFileStore>());
-            builder.Services.AddHangfire(configuration => configuration
-                .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-                .UseSimpleAssemblyNameTypeSerializer()
-                .UseRecommendedSerializerSettings()
-                .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
-                {
-                    SchemaName = "hangfire",
-                    PrepareSchemaIfNecessary = true,
-                    QueuePollInterval = TimeSpan.FromMilliseconds(250),
-                }));
+            var storageOptions = new PostgreSqlStorageOptions
+            {
+                SchemaName = "hangfire",
+                PrepareSchemaIfNecessary = true,
+                QueuePollInterval = TimeSpan.FromMilliseconds(250),
+            };
+            AddHangfire(builder.Services, _ => new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(connectionString, storageOptions), storageOptions));
         }
         else
         {
@@ -62,11 +59,7 @@ public static class ExportHostingExtensions
             builder.Services.AddSingleton<IExportFileStore>(_ => new LocalExportFileStore(exportDirectory));
             // Hangfire only transports work here: the SQLite job tables are the durable truth, and after a restart the
             // supervisor re-enqueues whatever was pending (see docs/adr/0005).
-            builder.Services.AddHangfire(configuration => configuration
-                .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-                .UseSimpleAssemblyNameTypeSerializer()
-                .UseRecommendedSerializerSettings()
-                .UseInMemoryStorage());
+            AddHangfire(builder.Services, _ => new Hangfire.InMemory.InMemoryStorage());
         }
 
         if (runWorkers)
@@ -80,6 +73,20 @@ public static class ExportHostingExtensions
                 server.ShutdownTimeout = TimeSpan.FromSeconds(10);
             });
         }
+    }
+
+    /// <summary>
+    /// Registers this container's own JobStorage instance. Hangfire's AddHangfire would otherwise resolve it from the
+    /// process-wide <c>JobStorage.Current</c>, so two hosts in one process (tests, or an Api beside a worker) could
+    /// enqueue into each other's storage.
+    /// </summary>
+    private static void AddHangfire(IServiceCollection services, Func<IServiceProvider, JobStorage> storage)
+    {
+        services.AddSingleton(storage);
+        services.AddHangfire(configuration => configuration
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings());
     }
 
     /// <summary>Creates the export tables (and the S3 bucket when configured to).</summary>

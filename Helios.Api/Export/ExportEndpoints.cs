@@ -86,11 +86,13 @@ public static class ExportEndpoints
             case KickoffStatus.GroupNotFound:
                 throw new FhirOperationException(404, $"Group/{groupId} does not exist (or is deleted), so it cannot be exported.", OperationOutcome.IssueType.NotFound);
             case KickoffStatus.ClientLimitReached or KickoffStatus.TenantLimitReached:
-                context.Response.Headers.RetryAfter = (options.RetryAfterSeconds * 15).ToString(CultureInfo.InvariantCulture);
                 throw new FhirOperationException(429, result.Status == KickoffStatus.ClientLimitReached
                     ? $"This client already has {options.MaxActivePerClient} exports accepted or running; wait for one to finish (or cancel one with DELETE on its status URL) and try again."
                     : $"This tenant already has {options.MaxActivePerTenant} exports accepted or running; try again later.",
-                    OperationOutcome.IssueType.Throttled);
+                    OperationOutcome.IssueType.Throttled)
+                {
+                    Headers = { ["Retry-After"] = (options.RetryAfterSeconds * 15).ToString(CultureInfo.InvariantCulture) },
+                };
         }
 
         context.Response.StatusCode = 202;

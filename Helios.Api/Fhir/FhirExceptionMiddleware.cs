@@ -31,6 +31,14 @@ internal sealed partial class FhirExceptionMiddleware(RequestDelegate next, ILog
             }
 
             context.Response.Clear();
+            if (ex is FhirOperationException { Headers: { Count: > 0 } headers })
+            {
+                foreach (var (name, value) in headers)
+                {
+                    context.Response.Headers[name] = value;
+                }
+            }
+
             await FhirHttp.WriteAsync(context, new FhirResponse(status, body), context.RequestAborted);
         }
     }

@@ -9,4 +9,7 @@ public sealed class FhirOperationException(int status, string diagnostics, Opera
     public int Status { get; } = status;
 
     public OperationOutcome.IssueType Code { get; } = code;
+
+    /// <summary>Response headers that belong to the error (e.g. Retry-After on 429).</summary>
+    public IDictionary<string, string> Headers { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 }
