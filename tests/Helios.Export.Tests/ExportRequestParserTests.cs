@@ -1,0 +1,55 @@
+using Helios.Export;
+
+namespace Helios.Export.Tests;
+
+public sealed class ExportRequestParserTests
+{
+    private static readonly HashSet<string> Known = ["Patient", "Observation", "Organization", "Group"];
+    private static readonly HashSet<string> Compartment = ["Patient", "Observation", "Group"];
+
+    private static ExportRequest Parse(ExportLevel level, bool lenient, params (string, string)[] pairs) =>
+        ExportRequestParser.Parse(level, null, pairs.Select(p => new KeyValuePair<string, string>(p.Item1, p.Item2)).ToList(), lenient, Known, Compartment);
+
+    [Fact]
+    public void RepeatedTypes_AreOneList_AndFormatsAreNormalized()
+    {
+        var request = Parse(ExportLevel.System, false, ("_type", "Patient,Observation"), ("_type", "Organization, Patient"), ("_outputFormat", "ndjson"));
+        Assert.Equal(["Patient", "Observation", "Organization"], request.Types);
+        Assert.Equal("application/fhir+ndjson", request.OutputFormat);
+        Assert.Equal("application/fhir+ndjson", Parse(ExportLevel.System, false, ("_outputFormat", "application/fhir ndjson")).OutputFormat);
+    }
+
+    [Theory]
+    [InlineData("2024-01-31T12:00:00Z")]
+    [InlineData("2024-01-31T12:00:00.123+02:00")]
+    [InlineData("2024-01-31T12:00:00 02:00")]
+    public void Since_AcceptsInstants(string value) =>
+        Assert.Equal(DateTimeOffset.Parse(value.Replace(' ', '+'), System.Globalization.CultureInfo.InvariantCulture), Parse(ExportLevel.System, false, ("_since", value)).Since);
+
+    [Theory]
+    [InlineData("_since", "2024-01-31")]
+    [InlineData("_since", "2024-01-31T12:00:00")]
+    [InlineData("_type", "Nope")]
+    [InlineData("_elements", "id")]
+    [InlineData("_typeFilter", "Patient%3Factive%3Dtrue")]
+    [InlineData("_until", "2024-01-31T12:00:00Z")]
+    [InlineData("bogus", "1")]
+    public void Strict_RefusesWithAMessage_Lenient_IgnoresAndRecords(string name, string value)
+    {
+        var refused = Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.System, false, (name, value)));
+        Assert.Contains(name == "_type" ? value : name, refused.Message);
+        var lenient = Parse(ExportLevel.System, true, (name, value));
+        Assert.Contains(lenient.Ignored, i => i.Contains(name == "_type" ? value : name, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PatientLevel_RefusesTypesOutsideTheCompartment()
+    {
+        Assert.Contains("compartment", Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.Patient, false, ("_type", "Organization"))).Message);
+        Assert.Equal(["Observation"], Parse(ExportLevel.Group, true, ("_type", "Organization,Observation")).Types);
+    }
+
+    [Fact]
+    public void UnsupportedOutputFormat_IsAlwaysRefused() =>
+        Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.System, true, ("_outputFormat", "text/csv")));
+}

@@ -1,0 +1,216 @@
+using Helios.Export;
+using Helios.Export.Jobs;
+using Helios.Testing;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+
+namespace Helios.Export.Tests;
+
+/// <summary>
+/// The job store's lease and fencing rules, driven deterministically with a fake clock (no races, no sleeps), on
+/// SQLite and PostgreSQL.
+/// </summary>
+public abstract class JobStoreContract : IAsyncLifetime
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Ttl = TimeSpan.FromHours(24);
+
+    protected FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    protected IExportJobStore Jobs { get; private set; } = null!;
+
+    protected abstract Task<IExportJobStore> CreateAsync();
+
+    public async Task InitializeAsync()
+    {
+        Jobs = await CreateAsync();
+        await Jobs.MigrateAsync(CancellationToken.None);
+    }
+
+    public virtual Task DisposeAsync() => Task.CompletedTask;
+
+    private static CancellationToken Ct => CancellationToken.None;
+
+    private ExportJob NewJob(string owner = "client-a", string tenant = "t1") => new(
+        Guid.NewGuid().ToString("N"), tenant, owner, ExportJobStatus.Accepted, new ExportRequest { Level = ExportLevel.System, Types = ["Patient"] },
+        "http://h/$export", "http://h", Clock.GetUtcNow(), 100, Clock.GetUtcNow(), null, null, null);
+
+    private async Task<ExportJob> PlannedJobAsync(int partitions)
+    {
+        var job = NewJob(owner: Guid.NewGuid().ToString("N"));
+        Assert.Equal(CreateJobOutcome.Created, await Jobs.CreateJobAsync(job, 10, 100, Ct));
+        var plan = Enumerable.Range(0, partitions).Select(i => new ExportPartitionPlan(i, "Patient", i * 10, (i + 1) * 10, 10)).ToList();
+        Assert.True(await Jobs.SavePlanAsync(job.Id, plan, [], Ttl, Ct));
+        Assert.False(await Jobs.SavePlanAsync(job.Id, plan, [], Ttl, Ct)); // planned once only
+        return job;
+    }
+
+    private static ExportFile Part(PartitionLease lease, int partNo, long count = 5) =>
+        new(lease.JobId, $"Patient-{lease.PartitionNo:D4}-{partNo:D3}-{lease.Token}.ndjson", ExportFileKinds.Output, lease.Type, lease.PartitionNo, partNo, count, count * 100);
+
+    [Fact]
+    public async Task StaleLeaseHolder_IsFencedOut_AfterAnotherWorkerReclaims()
+    {
+        var job = await PlannedJobAsync(1);
+        var a = await Jobs.ClaimPartitionAsync(job.Id, 0, "worker-a", Lease, 5, Ct);
+        Assert.NotNull(a);
+        Assert.Equal(1, a!.Token);
+        Assert.True(await Jobs.CommitPartAsync(a, Part(a, 0), 15, Ct));
+
+        // A live lease cannot be taken.
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, 0, "worker-b", Lease, 5, Ct));
+
+        // Worker A stalls past its lease; B reclaims and resumes after A's last committed part.
+        Clock.Advance(Lease + TimeSpan.FromSeconds(1));
+        var b = await Jobs.ClaimPartitionAsync(job.Id, 0, "worker-b", Lease, 5, Ct);
+        Assert.NotNull(b);
+        Assert.Equal(2, b!.Token);
+        Assert.Equal(15, b.CursorSeq);
+        Assert.Equal(1, b.NextPart);
+        Assert.Equal(5, b.Exported);
+
+        // Every write of the stale holder is refused.
+        Assert.False(await Jobs.CommitPartAsync(a with { NextPart = 1 }, Part(a, 1), 20, Ct));
+        Assert.False(await Jobs.RenewLeaseAsync(a, Lease, Ct));
+        Assert.Equal(PartitionCompletion.Refused, await Jobs.CompletePartitionAsync(a, Ttl, Ct));
+        await Jobs.ReleasePartitionAsync(a, "stale", Ct);
+        Assert.True(await Jobs.RenewLeaseAsync(b, Lease, Ct));
+
+        // The new holder commits; a part number is committed once only.
+        Assert.True(await Jobs.CommitPartAsync(b, Part(b, 1), 20, Ct));
+        Assert.False(await Jobs.CommitPartAsync(b, Part(b, 1), 20, Ct));
+        Assert.Equal(PartitionCompletion.JobCompleted, await Jobs.CompletePartitionAsync(b, Ttl, Ct));
+
+        var files = await Jobs.GetFilesAsync(job.Id, Ct);
+        Assert.Equal(["Patient-0000-000-1.ndjson", "Patient-0000-001-2.ndjson"], files.Select(f => f.FileName));
+        var done = await Jobs.GetJobAsync(job.Id, Ct);
+        Assert.Equal(ExportJobStatus.Completed, done!.Status);
+        Assert.Equal(Clock.GetUtcNow() + Ttl, done.ExpiresAt);
+    }
+
+    [Fact]
+    public async Task LastPartitionToFinish_CompletesTheJob()
+    {
+        var job = await PlannedJobAsync(3);
+        var leases = new List<PartitionLease>();
+        for (var i = 0; i < 3; i++)
+        {
+            leases.Add((await Jobs.ClaimPartitionAsync(job.Id, i, $"w{i}", Lease, 5, Ct))!);
+        }
+
+        var progress = await Jobs.GetProgressAsync(job.Id, Ct);
+        Assert.Equal((30L, 0L, 3, 0), (progress.EstimatedRows, progress.DoneRows, progress.Partitions, progress.PartitionsDone));
+        Assert.Equal(PartitionCompletion.Done, await Jobs.CompletePartitionAsync(leases[2], Ttl, Ct));
+        Assert.Equal(PartitionCompletion.Done, await Jobs.CompletePartitionAsync(leases[0], Ttl, Ct));
+        Assert.Equal(66, (await Jobs.GetProgressAsync(job.Id, Ct)).Percent);
+        Assert.Equal(ExportJobStatus.Running, (await Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.Equal(PartitionCompletion.JobCompleted, await Jobs.CompletePartitionAsync(leases[1], Ttl, Ct));
+        Assert.Equal(ExportJobStatus.Completed, (await Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, 1, "late", Lease, 5, Ct));
+    }
+
+    [Fact]
+    public async Task Cancel_FencesRunningWork_AndTheJobBecomesDisposable()
+    {
+        var job = await PlannedJobAsync(2);
+        var lease = (await Jobs.ClaimPartitionAsync(job.Id, 0, "w", Lease, 5, Ct))!;
+        Assert.True(await Jobs.CancelJobAsync(job.Id, Ct));
+        Assert.False(await Jobs.CancelJobAsync(job.Id, Ct));
+        Assert.False(await Jobs.RenewLeaseAsync(lease, Lease, Ct));
+        Assert.False(await Jobs.CommitPartAsync(lease, Part(lease, 0), 5, Ct));
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, 1, "w2", Lease, 5, Ct));
+
+        // Not deleted while a worker may still be writing; at once when it lets go.
+        Assert.DoesNotContain(job.Id, await Jobs.FindDisposableAsync(100, Ct));
+        await Jobs.ReleasePartitionAsync(lease, "cancelled", Ct);
+        Assert.Contains(job.Id, await Jobs.FindDisposableAsync(100, Ct));
+        await Jobs.DeleteJobAsync(job.Id, Ct);
+        Assert.Null(await Jobs.GetJobAsync(job.Id, Ct));
+    }
+
+    [Fact]
+    public async Task ExpiredLeases_AndLostWork_AreHandedBackToTheScheduler_UpToTheAttemptCap()
+    {
+        var job = await PlannedJobAsync(2);
+        Clock.Advance(TimeSpan.FromMinutes(5));
+        var stale = Clock.GetUtcNow() - TimeSpan.FromMinutes(2);
+        var pending = (await Jobs.TakeWorkToEnqueueAsync(stale, Ct)).Where(w => w.JobId == job.Id).Select(w => w.PartitionNo).Order().ToList();
+        Assert.Equal([0, 1], pending);
+        Assert.DoesNotContain(await Jobs.TakeWorkToEnqueueAsync(stale, Ct), w => w.JobId == job.Id);
+
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            var lease = await Jobs.ClaimPartitionAsync(job.Id, 0, $"w{attempt}", Lease, 3, Ct);
+            Assert.NotNull(lease);
+            Assert.Equal(attempt, lease!.Attempt);
+            Clock.Advance(Lease + TimeSpan.FromSeconds(1));
+            Assert.Contains(new ExportWorkItem(job.Id, 0), await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+        }
+
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, 0, "w4", Lease, 3, Ct));
+        Assert.Contains(await Jobs.FindAbandonedAsync(3, Ct), a => a.JobId == job.Id && a.PartitionNo == 0);
+        await Jobs.FailJobAsync(job.Id, "abandoned", Ttl, Ct);
+        var failed = await Jobs.GetJobAsync(job.Id, Ct);
+        Assert.Equal((ExportJobStatus.Failed, "abandoned"), (failed!.Status, failed.Error));
+    }
+
+    [Fact]
+    public async Task ActiveExports_AreLimitedPerClientAndPerTenant()
+    {
+        var tenant = Guid.NewGuid().ToString("N");
+        Assert.Equal(CreateJobOutcome.Created, await Jobs.CreateJobAsync(NewJob("c1", tenant), 1, 2, Ct));
+        Assert.Equal(CreateJobOutcome.ClientLimitReached, await Jobs.CreateJobAsync(NewJob("c1", tenant), 1, 2, Ct));
+        var other = NewJob("c2", tenant);
+        Assert.Equal(CreateJobOutcome.Created, await Jobs.CreateJobAsync(other, 1, 2, Ct));
+        Assert.Equal(CreateJobOutcome.TenantLimitReached, await Jobs.CreateJobAsync(NewJob("c3", tenant), 1, 2, Ct));
+        await Jobs.CancelJobAsync(other.Id, Ct);
+        Assert.Equal(CreateJobOutcome.Created, await Jobs.CreateJobAsync(NewJob("c3", tenant), 1, 2, Ct));
+    }
+
+    [Fact]
+    public async Task ConcurrentClaims_OfOnePartition_HaveOneWinner()
+    {
+        var job = await PlannedJobAsync(1);
+        var claims = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => Jobs.ClaimPartitionAsync(job.Id, 0, $"w{i}", Lease, 5, Ct))));
+        Assert.Single(claims, c => c is not null);
+    }
+}
+
+public sealed class SqliteJobStoreTests : JobStoreContract
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "helios-jobs-" + Guid.NewGuid().ToString("N")[..12]);
+
+    protected override Task<IExportJobStore> CreateAsync()
+    {
+        Directory.CreateDirectory(_directory);
+        return Task.FromResult<IExportJobStore>(new SqliteExportJobStore(Path.Combine(_directory, "helios.db"), Clock));
+    }
+
+    public override Task DisposeAsync()
+    {
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+        return Task.CompletedTask;
+    }
+}
+
+public sealed class PostgresJobStoreTests : JobStoreContract
+{
+    private NpgsqlDataSource? _dataSource;
+
+    protected override async Task<IExportJobStore> CreateAsync()
+    {
+        var connectionString = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("helios_jobs");
+        _dataSource = NpgsqlDataSource.Create(connectionString);
+        return new PostgresExportJobStore(_dataSource, Clock);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync();
+        }
+    }
+}
