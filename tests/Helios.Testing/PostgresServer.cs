@@ -93,7 +93,7 @@ public sealed class PostgresServer : IAsyncDisposable
         var port = FreePort();
         await RunPgAsync(asPostgres, Path.Combine(binDir, "pg_ctl"),
             ["-D", data, "-l", Path.Combine(root, "log"), "-w", "-t", "60", "-o",
-             $"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start"]);
+             $"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500", "start"]);
         var cs = new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = port, Username = "postgres", Password = password, Database = "postgres",
