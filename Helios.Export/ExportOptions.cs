@@ -57,7 +57,11 @@ public sealed class ExportOptions
     /// <summary>Pending work whose Hangfire job has not started after this long is enqueued again.</summary>
     public TimeSpan RequeueAfter { get; set; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>Directory for exported files in the embedded topology (default: <c>exports</c> under the data directory).</summary>
+    /// <summary><c>auto</c> (local files in embedded, S3 in postgres-s3), <c>local</c> (a directory every Api and worker
+    /// shares) or <c>s3</c>.</summary>
+    public string FileStore { get; set; } = "auto";
+
+    /// <summary>Directory for exported files with the local file store (default: <c>exports</c> under the data directory).</summary>
     public string? LocalDirectory { get; set; }
 
     /// <summary>Hand out presigned S3 URLs in the manifest (<c>requiresAccessToken: false</c>) instead of Api-authorized

@@ -25,7 +25,19 @@ public static class ExportHostingExtensions
         builder.Services.AddOptions<ExportOptions>().BindConfiguration(ExportOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         var options = builder.Configuration.GetSection(ExportOptions.SectionName).Get<ExportOptions>() ?? new ExportOptions();
         var runWorkers = workerHost || options.RunWorkers;
-        Validate(topology, options, runWorkers);
+        var useS3 = ResolveFileStore(topology, options);
+        Validate(topology, options, runWorkers, useS3);
+        var dataDirectory = Path.GetFullPath(builder.Configuration[$"{HeliosOptions.SectionName}:DataDirectory"] is { Length: > 0 } d ? d : "./data");
+        if (useS3)
+        {
+            builder.Services.AddSingleton(sp => new S3ExportFileStore(sp.GetRequiredService<IOptions<ExportOptions>>().Value.S3));
+            builder.Services.AddSingleton<IExportFileStore>(sp => sp.GetRequiredService<S3ExportFileStore>());
+        }
+        else
+        {
+            var exportDirectory = options.LocalDirectory is { Length: > 0 } local ? Path.GetFullPath(local) : Path.Combine(dataDirectory, "exports");
+            builder.Services.AddSingleton<IExportFileStore>(_ => new LocalExportFileStore(exportDirectory));
+        }
 
         builder.Services.AddSingleton<ExportWorkerIdentity>();
         builder.Services.AddSingleton<IExportScheduler, HangfireExportScheduler>();
@@ -41,8 +53,6 @@ public static class ExportHostingExtensions
         {
             var connectionString = builder.Configuration.GetConnectionString(StorageHostingExtensions.PostgresConnectionName)!;
             builder.Services.AddSingleton<IExportJobStore>(sp => new PostgresExportJobStore(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<TimeProvider>()));
-            builder.Services.AddSingleton(sp => new S3ExportFileStore(sp.GetRequiredService<IOptions<ExportOptions>>().Value.S3));
-            builder.Services.AddSingleton<IExportFileStore>(sp => sp.GetRequiredService<S3ExportFileStore>());
             var storageOptions = new PostgreSqlStorageOptions
             {
                 SchemaName = "hangfire",
@@ -53,10 +63,7 @@ public static class ExportHostingExtensions
         }
         else
         {
-            var dataDirectory = Path.GetFullPath(builder.Configuration[$"{HeliosOptions.SectionName}:DataDirectory"] is { Length: > 0 } d ? d : "./data");
-            var exportDirectory = options.LocalDirectory is { Length: > 0 } local ? Path.GetFullPath(local) : Path.Combine(dataDirectory, "exports");
             builder.Services.AddSingleton<IExportJobStore>(sp => new SqliteExportJobStore(Path.Combine(dataDirectory, "helios.db"), sp.GetRequiredService<TimeProvider>()));
-            builder.Services.AddSingleton<IExportFileStore>(_ => new LocalExportFileStore(exportDirectory));
             // Hangfire only transports work here: the SQLite job tables are the durable truth, and after a restart the
             // supervisor re-enqueues whatever was pending (see docs/adr/0005).
             AddHangfire(builder.Services, _ => new Hangfire.InMemory.InMemoryStorage());
@@ -100,20 +107,28 @@ public static class ExportHostingExtensions
         }
     }
 
-    private static void Validate(HeliosTopology topology, ExportOptions options, bool runWorkers)
+    private static bool ResolveFileStore(HeliosTopology topology, ExportOptions options) => options.FileStore.Trim().ToLowerInvariant() switch
     {
-        if (topology == HeliosTopology.Embedded)
-        {
-            if (!runWorkers)
-            {
-                throw new InvalidOperationException(
-                    "Helios:Export:RunWorkers=false is not valid with Helios:Topology=embedded: the Api is the only process, so no export would ever run. Remove the setting, or use postgres-s3 with Helios.Worker processes.");
-            }
+        "" or "auto" => topology == HeliosTopology.PostgresS3,
+        "local" => false,
+        "s3" => true,
+        _ => throw new InvalidOperationException($"Helios:Export:FileStore '{options.FileStore}' is not valid. Allowed values: auto, local, s3."),
+    };
 
+    private static void Validate(HeliosTopology topology, ExportOptions options, bool runWorkers, bool useS3)
+    {
+        if (topology == HeliosTopology.Embedded && !runWorkers)
+        {
+            throw new InvalidOperationException(
+                "Helios:Export:RunWorkers=false is not valid with Helios:Topology=embedded: the Api is the only process, so no export would ever run. Remove the setting, or use postgres-s3 with Helios.Worker processes.");
+        }
+
+        if (!useS3)
+        {
             if (options.DirectDownloadUrls)
             {
                 throw new InvalidOperationException(
-                    "Helios:Export:DirectDownloadUrls=true needs presigned URLs, which only the S3 file store of the postgres-s3 topology has. Remove the setting, or use postgres-s3.");
+                    "Helios:Export:DirectDownloadUrls=true needs presigned URLs, which only the S3 file store has. Remove the setting, or set Helios:Export:FileStore=s3 (the postgres-s3 default).");
             }
 
             return;
@@ -139,7 +154,7 @@ public static class ExportHostingExtensions
         if (missing.Count > 0)
         {
             throw new InvalidOperationException(
-                $"Helios:Topology is postgres-s3, which writes export files to S3, but {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not set. Set them (Helios.AppHost does), or use Helios:Topology=embedded.");
+                $"Export files go to S3 (Helios:Topology=postgres-s3 or Helios:Export:FileStore=s3), but {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} not set. Set them (Helios.AppHost does), or set Helios:Export:FileStore=local with a directory every process shares.");
         }
 
         if (!Uri.TryCreate(s3.ServiceUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))

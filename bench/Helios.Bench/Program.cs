@@ -1,6 +1,8 @@
 // Bulk load benchmark: Helios's load path (parse + validate structure + index + write) against the raw insert
 // speed of the same machine for the same rows, on SQLite and PostgreSQL, in one run.
 //   dotnet run -c Release --project bench/Helios.Bench -- [--resources N] [--source synthetic|synthea] [--backends sqlite,postgres]
+// Export benchmark (see ExportBench.cs):
+//   dotnet run -c Release --project bench/Helios.Bench -- --export [--resources N] [--source ...] [--topologies embedded,postgres-s3,postgres-local]
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Compression;
@@ -15,6 +17,12 @@ using Helios.Testing;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
+
+if (args.Contains("--export"))
+{
+    await ExportBench.RunAsync(args, (path, count, kind) => WriteInput(path, count, kind));
+    return;
+}
 
 var resources = 200_000;
 var source = "synthea";

@@ -6,7 +6,7 @@ namespace Helios.Api.Tests;
 
 /// <summary>A Bulk Data client for tests: kick-off, poll, download (following redirects to presigned S3 URLs over the
 /// network, which the in-memory test server cannot do).</summary>
-internal sealed class ExportClient(HttpClient api)
+internal sealed class ExportClient(HttpClient api, Func<string, Task<string>>? diagnose = null)
 {
     private static readonly HttpClient s_network = new();
 
@@ -75,7 +75,12 @@ internal sealed class ExportClient(HttpClient api)
 
             Assert.True(response.Headers.Contains("Retry-After"), "a 202 status must carry Retry-After");
             Assert.Matches(@"^(planning|\d{1,2}% complete.*)$", response.Headers.GetValues("X-Progress").Single());
-            Assert.True(DateTime.UtcNow < deadline, $"export at {statusUrl} did not finish in time");
+            if (DateTime.UtcNow > deadline)
+            {
+                var details = diagnose is null ? string.Empty : await diagnose(statusUrl[(statusUrl.LastIndexOf('/') + 1)..]);
+                Assert.Fail($"export at {statusUrl} did not finish in time ({response.Headers.GetValues("X-Progress").Single()}). {details}");
+            }
+
             await Task.Delay(100);
         }
     }

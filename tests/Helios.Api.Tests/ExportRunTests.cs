@@ -14,7 +14,7 @@ namespace Helios.Api.Tests;
 public abstract class ExportRunContract<TFactory>(TFactory factory) : IClassFixture<TFactory>, IAsyncLifetime
     where TFactory : HeliosApiFactory
 {
-    private readonly ExportClient _client = new(factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false }));
+    private readonly ExportClient _client = new(factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false }), ExportDiagnostics.For(factory));
 
     public Task InitializeAsync() => ExportSeed.EnsureAsync(factory);
 

@@ -81,7 +81,8 @@ internal static class ExportSeed
 public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture<TFactory>, IAsyncLifetime
     where TFactory : HeliosApiFactory
 {
-    private readonly ExportClient _client = new(factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }));
+    private readonly ExportClient _client = new(
+        factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }), ExportDiagnostics.For(factory));
 
     protected TFactory Factory => factory;
 
