@@ -64,8 +64,8 @@ public enum CreateJobOutcome
     TenantLimitReached,
 }
 
-/// <summary>Work the supervisor found without a live Hangfire job: a plan (no partition) or a partition.</summary>
-public sealed record ExportWorkItem(string JobId, int? PartitionNo);
+/// <summary>Work the supervisor found without a live Hangfire job: planning an export, or running its partitions.</summary>
+public sealed record ExportWorkItem(string JobId, bool Plan);
 
 /// <summary>What finishing a partition did.</summary>
 public enum PartitionCompletion

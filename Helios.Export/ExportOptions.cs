@@ -15,6 +15,11 @@ public sealed class ExportOptions
     [Range(1, long.MaxValue)]
     public long MaxPartBytes { get; set; } = 128L * 1024 * 1024;
 
+    /// <summary>Hangfire jobs enqueued per export (capped by its partition count): each claims and runs partitions
+    /// until none is left, so this bounds how many workers one export can occupy.</summary>
+    [Range(1, 10_000)]
+    public int MaxParallelism { get; set; } = 64;
+
     /// <summary>Rows read from the store per query while a partition runs.</summary>
     [Range(1, int.MaxValue)]
     public int ReadBatchRows { get; set; } = 5_000;

@@ -18,9 +18,10 @@ public interface IExportJobStore
     /// planner got there first or the job is no longer accepted. A plan without partitions completes the job.</summary>
     Task<bool> SavePlanAsync(string jobId, IReadOnlyList<ExportPartitionPlan> partitions, IReadOnlyList<ExportFile> files, TimeSpan outputTtl, CancellationToken cancellationToken);
 
-    /// <summary>Claims a partition that is pending or whose lease has expired, bumping the fencing token; null when it is
-    /// done, leased by a live holder, its export is not running, or it has used up its attempts.</summary>
-    Task<PartitionLease?> ClaimPartitionAsync(string jobId, int partitionNo, string workerId, TimeSpan leaseDuration, int maxAttempts, CancellationToken cancellationToken);
+    /// <summary>Claims a partition that is pending or whose lease has expired (the given one, or when null any of the
+    /// export's, fewest attempts first), bumping the fencing token; null when there is none to claim, its export is not
+    /// running, or it has used up its attempts.</summary>
+    Task<PartitionLease?> ClaimPartitionAsync(string jobId, int? partitionNo, string workerId, TimeSpan leaseDuration, int maxAttempts, CancellationToken cancellationToken);
 
     /// <summary>Extends the lease; false when it is stale or the export is no longer running (cancelled, failed).</summary>
     Task<bool> RenewLeaseAsync(PartitionLease lease, TimeSpan leaseDuration, CancellationToken cancellationToken);
@@ -48,8 +49,10 @@ public interface IExportJobStore
 
     Task<ExportProgress> GetProgressAsync(string jobId, CancellationToken cancellationToken);
 
-    /// <summary>Plans and partitions that need a (new) Hangfire job: accepted jobs and pending partitions not enqueued
-    /// since <paramref name="staleBefore"/>, and running partitions whose lease expired. Marks them enqueued now.</summary>
+    /// <summary>Exports that need a (new) Hangfire job: accepted ones not enqueued since <paramref name="staleBefore"/>
+    /// (to plan), and running ones with claimable partitions where either a lease expired since the last enqueue or
+    /// nothing holds a live lease and the last enqueue is older than <paramref name="staleBefore"/> (to run).
+    /// Marks them enqueued now.</summary>
     Task<IReadOnlyList<ExportWorkItem>> TakeWorkToEnqueueAsync(DateTimeOffset staleBefore, CancellationToken cancellationToken);
 
     /// <summary>After a restart of a single-process (embedded) deployment: every lease was held by the dead process, so

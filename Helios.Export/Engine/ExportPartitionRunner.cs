@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Helios.Export.Engine;
 
 /// <summary>
-/// Runs one partition under a lease: streams the snapshot's rows in key order as stored JSON text into NDJSON parts
+/// Runs an export's partitions, one at a time, each under a lease: streams the snapshot's rows in key order as stored JSON text into NDJSON parts
 /// bounded in bytes, publishes each part atomically, then commits its metadata and the cursor under the fencing
 /// token. A heartbeat renews the lease; when it cannot (the lease was taken over, or the export was cancelled) the
 /// run stops. A reclaimed partition resumes after its last committed part.
@@ -23,22 +23,41 @@ public sealed partial class ExportPartitionRunner(
     IOptions<ExportOptions> options,
     ILogger<ExportPartitionRunner> logger)
 {
-    public async Task RunAsync(string jobId, int partitionNo, CancellationToken cancellationToken)
+    /// <summary>Claims and runs the export's partitions one after another until none is left to claim.</summary>
+    public async Task RunAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var job = await jobs.GetJobAsync(jobId, cancellationToken);
+        if (job is not { Status: ExportJobStatus.Running })
+        {
+            return;
+        }
+
+        var settings = options.Value;
+        while (await jobs.ClaimPartitionAsync(jobId, null, identity.Id, settings.LeaseDuration, settings.MaxAttempts, cancellationToken) is { } lease)
+        {
+            var outcome = await RunPartitionAsync(job, lease, cancellationToken);
+            if (outcome == PartitionOutcome.Failed)
+            {
+                // Let a transient fault pass before claiming again (the partition itself goes to the back: fewest attempts first).
+                await Task.Delay(TimeSpan.FromSeconds(1), timeProvider, cancellationToken);
+            }
+        }
+
+        LogNothingToClaim(logger, jobId);
+    }
+
+    private enum PartitionOutcome
+    {
+        Done,
+        LeaseLost,
+        Failed,
+    }
+
+    private async Task<PartitionOutcome> RunPartitionAsync(ExportJob job, PartitionLease lease, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var lease = await jobs.ClaimPartitionAsync(jobId, partitionNo, identity.Id, settings.LeaseDuration, settings.MaxAttempts, cancellationToken);
-        if (lease is null)
-        {
-            LogNotClaimed(logger, jobId, partitionNo);
-            return;
-        }
-
-        var job = await jobs.GetJobAsync(jobId, cancellationToken);
-        if (job is null)
-        {
-            return;
-        }
-
+        var jobId = job.Id;
+        var partitionNo = lease.PartitionNo;
         using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.partition");
         activity?.SetTag("helios.export.job_id", jobId);
         activity?.SetTag("helios.export.partition", partitionNo);
@@ -66,6 +85,8 @@ public sealed partial class ExportPartitionRunner(
             {
                 await OnJobCompletedAsync(job, cancellationToken);
             }
+
+            return PartitionOutcome.Done;
         }
         catch (OperationCanceledException ex) when (leaseLost || ex is LeaseLostException)
         {
@@ -73,6 +94,7 @@ public sealed partial class ExportPartitionRunner(
             activity?.SetTag("helios.export.lease_lost", true);
             LogLeaseLost(logger, jobId, partitionNo, lease.Token);
             await TryReleaseAsync(lease, "lease lost or export ended");
+            return PartitionOutcome.LeaseLost;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -85,6 +107,7 @@ public sealed partial class ExportPartitionRunner(
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt);
             await TryReleaseAsync(lease, ex.Message);
+            return PartitionOutcome.Failed;
         }
         finally
         {
@@ -251,8 +274,8 @@ public sealed partial class ExportPartitionRunner(
 
     private sealed class LeaseLostException() : OperationCanceledException("The partition's lease is held by another worker now, or the export ended.");
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId} partition {PartitionNo}: not claimable (done, leased elsewhere, or the export ended)")]
-    private static partial void LogNotClaimed(ILogger logger, string jobId, int partitionNo);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId}: no partition left to claim (all done or leased elsewhere, or the export ended)")]
+    private static partial void LogNothingToClaim(ILogger logger, string jobId);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId} partition {PartitionNo} ({Type}) done: {Count} resources")]
     private static partial void LogPartitionDone(ILogger logger, string jobId, int partitionNo, string type, long count);

@@ -71,9 +71,10 @@ public sealed partial class ExportPlanner(
                 ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "completed"));
             }
 
-            foreach (var partition in partitions)
+            // Each run claims partitions until none is left; this many let every worker of the cluster take part.
+            for (var i = 0; i < Math.Min(partitions.Count, options.Value.MaxParallelism); i++)
             {
-                scheduler.EnqueuePartition(jobId, partition.PartitionNo);
+                scheduler.EnqueueRun(jobId);
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

@@ -2,12 +2,13 @@ using Hangfire;
 
 namespace Helios.Export.Engine;
 
-/// <summary>Hands export work to Hangfire: one job to plan an export, one job per partition.</summary>
+/// <summary>Hands export work to Hangfire: one job to plan an export, then several jobs that each claim and run the
+/// export's partitions until none is left (so a lost Hangfire job strands no particular partition).</summary>
 public interface IExportScheduler
 {
     void EnqueuePlan(string jobId);
 
-    void EnqueuePartition(string jobId, int partitionNo);
+    void EnqueueRun(string jobId);
 }
 
 public sealed class HangfireExportScheduler(IBackgroundJobClient client) : IExportScheduler
@@ -18,8 +19,8 @@ public sealed class HangfireExportScheduler(IBackgroundJobClient client) : IExpo
     public void EnqueuePlan(string jobId) =>
         client.Enqueue<ExportJobs>(Queue, jobs => jobs.PlanAsync(jobId, CancellationToken.None));
 
-    public void EnqueuePartition(string jobId, int partitionNo) =>
-        client.Enqueue<ExportJobs>(Queue, jobs => jobs.RunPartitionAsync(jobId, partitionNo, CancellationToken.None));
+    public void EnqueueRun(string jobId) =>
+        client.Enqueue<ExportJobs>(Queue, jobs => jobs.RunAsync(jobId, CancellationToken.None));
 }
 
 /// <summary>The Hangfire entry points. Hangfire's own retries are off: Helios's tables are the source of truth, and
@@ -31,8 +32,8 @@ public sealed class ExportJobs(ExportPlanner planner, ExportPartitionRunner runn
     public Task PlanAsync(string jobId, CancellationToken cancellationToken) => planner.PlanAsync(jobId, cancellationToken);
 
     [AutomaticRetry(Attempts = 0)]
-    [JobDisplayName("Export {0} partition {1}")]
-    public Task RunPartitionAsync(string jobId, int partitionNo, CancellationToken cancellationToken) => runner.RunAsync(jobId, partitionNo, cancellationToken);
+    [JobDisplayName("Run export {0}")]
+    public Task RunAsync(string jobId, CancellationToken cancellationToken) => runner.RunAsync(jobId, cancellationToken);
 }
 
 /// <summary>This process's worker id (lease owner name): unique across hosts and restarts.</summary>

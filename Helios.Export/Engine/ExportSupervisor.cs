@@ -8,8 +8,8 @@ namespace Helios.Export.Engine;
 
 /// <summary>
 /// Runs in every process of the deployment. Each tick it (1) enqueues Hangfire jobs for work that has none
-/// (a partition whose lease expired because its worker died, work released after a failure, work lost from a
-/// non-durable Hangfire storage), (2) fails exports whose partition used up its attempts, and (3) deletes cancelled
+/// (a partition whose lease expired because its worker died, or an export nobody is working on although partitions
+/// are left: its Hangfire jobs were lost with a killed worker or a non-durable Hangfire storage), (2) fails exports whose partition used up its attempts, and (3) deletes cancelled
 /// and expired exports: files first, then rows.
 /// </summary>
 public sealed partial class ExportSupervisor(
@@ -51,14 +51,14 @@ public sealed partial class ExportSupervisor(
         var work = await jobs.TakeWorkToEnqueueAsync(timeProvider.GetUtcNow() - settingsValue.RequeueAfter, cancellationToken);
         foreach (var item in work)
         {
-            if (item.PartitionNo is { } partitionNo)
+            if (item.Plan)
             {
-                scheduler.EnqueuePartition(item.JobId, partitionNo);
-                ExportTelemetry.PartitionsReclaimed.Add(1);
+                scheduler.EnqueuePlan(item.JobId);
             }
             else
             {
-                scheduler.EnqueuePlan(item.JobId);
+                scheduler.EnqueueRun(item.JobId);
+                ExportTelemetry.PartitionsReclaimed.Add(1);
             }
         }
 
@@ -88,7 +88,7 @@ public sealed partial class ExportSupervisor(
     [LoggerMessage(Level = LogLevel.Error, Message = "Export supervisor pass failed; retrying on the next tick")]
     private static partial void LogTickFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Export supervisor enqueued {Count} plans or partitions that had no live worker")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export supervisor enqueued {Count} plans or runs for exports that had no live worker")]
     private static partial void LogRequeued(ILogger logger, int count);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} failed: partition {PartitionNo} used up its attempts")]

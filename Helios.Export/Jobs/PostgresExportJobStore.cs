@@ -13,6 +13,8 @@ public sealed class PostgresExportJobStore(NpgsqlDataSource dataSource, TimeProv
 
     protected override string LockCreateSql => "SELECT pg_advisory_xact_lock(4748127590112)";
 
+    protected override string SkipLockedSql => " FOR UPDATE SKIP LOCKED";
+
     protected override IReadOnlyList<string> SchemaStatements => ExportSchema.Statements;
 
     public override async Task MigrateAsync(CancellationToken cancellationToken)

@@ -30,6 +30,10 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     /// <summary>Statement serializing job creation (the concurrency limits are checked then inserted).</summary>
     protected abstract string LockCreateSql { get; }
 
+    /// <summary>Suffix of the claim's row pick: <c> FOR UPDATE SKIP LOCKED</c> in PostgreSQL, so concurrent claimers
+    /// take different partitions instead of queueing on one.</summary>
+    protected abstract string SkipLockedSql { get; }
+
     protected abstract IReadOnlyList<string> SchemaStatements { get; }
 
     public abstract Task MigrateAsync(CancellationToken cancellationToken);
@@ -101,7 +105,7 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var moved = await ExecAsync(connection, transaction,
-            "UPDATE export_jobs SET status = 'Running' WHERE id = @id AND status = 'Accepted'", [("@id", jobId)], cancellationToken);
+            "UPDATE export_jobs SET status = 'Running', enqueued_at = @now WHERE id = @id AND status = 'Accepted'", [("@id", jobId), ("@now", now)], cancellationToken);
         if (moved == 0)
         {
             return false;
@@ -134,27 +138,30 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         return true;
     }
 
-    public async Task<PartitionLease?> ClaimPartitionAsync(string jobId, int partitionNo, string workerId, TimeSpan leaseDuration, int maxAttempts, CancellationToken cancellationToken)
+    public async Task<PartitionLease?> ClaimPartitionAsync(string jobId, int? partitionNo, string workerId, TimeSpan leaseDuration, int maxAttempts, CancellationToken cancellationToken)
     {
         var now = Now;
+        const string Claimable = "job_id = @j AND attempts < @max AND (status = 'pending' OR (status = 'running' AND lease_expires < @now))";
+        var target = partitionNo is null
+            ? $"partition_no = (SELECT partition_no FROM export_partitions WHERE {Claimable} ORDER BY attempts, partition_no LIMIT 1{SkipLockedSql})"
+            : "partition_no = @p";
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = Command(connection, null, """
+        await using var command = Command(connection, null, $"""
             UPDATE export_partitions
             SET status = 'running', lease_owner = @w, lease_token = lease_token + 1, lease_expires = @exp, heartbeat_at = @now, attempts = attempts + 1
-            WHERE job_id = @j AND partition_no = @p AND attempts < @max
-              AND (status = 'pending' OR (status = 'running' AND lease_expires < @now))
+            WHERE {target} AND {Claimable}
               AND EXISTS (SELECT 1 FROM export_jobs WHERE id = @j AND status = 'Running')
-            RETURNING lease_token, res_type, after_seq, up_to_seq, cursor_seq, next_part, exported, attempts
+            RETURNING partition_no, lease_token, res_type, after_seq, up_to_seq, cursor_seq, next_part, exported, attempts
             """,
-            [("@w", workerId), ("@exp", now + ToMicros(leaseDuration)), ("@now", now), ("@j", jobId), ("@p", partitionNo), ("@max", maxAttempts)]);
+            [("@w", workerId), ("@exp", now + ToMicros(leaseDuration)), ("@now", now), ("@j", jobId), ("@p", partitionNo ?? -1), ("@max", maxAttempts)]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
             return null;
         }
 
-        return new PartitionLease(jobId, partitionNo, workerId, reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3),
-            reader.GetInt64(4), reader.GetInt32(5), reader.GetInt64(6), reader.GetInt32(7));
+        return new PartitionLease(jobId, reader.GetInt32(0), workerId, reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4),
+            reader.GetInt64(5), reader.GetInt32(6), reader.GetInt64(7), reader.GetInt32(8));
     }
 
     private const string LeaseGuard =
@@ -224,7 +231,7 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         ArgumentNullException.ThrowIfNull(lease);
         await using var connection = await OpenAsync(cancellationToken);
         await ExecAsync(connection, null,
-            "UPDATE export_partitions SET status = 'pending', lease_owner = NULL, lease_expires = 0, enqueued_at = 0, last_error = @e WHERE job_id = @j AND partition_no = @p AND lease_token = @tok AND lease_owner = @w AND status = 'running'",
+            "UPDATE export_partitions SET status = 'pending', lease_owner = NULL, lease_expires = 0, last_error = @e WHERE job_id = @j AND partition_no = @p AND lease_token = @tok AND lease_owner = @w AND status = 'running'",
             [.. LeaseParameters(lease), ("@e", error)], cancellationToken);
     }
 
@@ -303,34 +310,28 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                items.Add(new ExportWorkItem(reader.GetString(0), null));
+                items.Add(new ExportWorkItem(reader.GetString(0), Plan: true));
             }
         }
 
-        await using (var partitions = Command(connection, transaction, """
-            SELECT p.job_id, p.partition_no FROM export_partitions p JOIN export_jobs j ON j.id = p.job_id AND j.status = 'Running'
-            WHERE (p.status = 'pending' AND p.enqueued_at < @stale)
-               OR (p.status = 'running' AND p.lease_expires < @now AND (p.enqueued_at < p.lease_expires OR p.enqueued_at < @stale))
+        await using (var runs = Command(connection, transaction, """
+            SELECT j.id FROM export_jobs j
+            WHERE j.status = 'Running'
+              AND EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND (p.status = 'pending' OR (p.status = 'running' AND p.lease_expires < @now)))
+              AND (EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND p.status = 'running' AND p.lease_expires < @now AND p.lease_expires > j.enqueued_at)
+                   OR (j.enqueued_at < @stale AND NOT EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND p.status = 'running' AND p.lease_expires >= @now)))
             """, [("@stale", stale), ("@now", now)]))
-        await using (var reader = await partitions.ExecuteReaderAsync(cancellationToken))
+        await using (var reader = await runs.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                items.Add(new ExportWorkItem(reader.GetString(0), reader.GetInt32(1)));
+                items.Add(new ExportWorkItem(reader.GetString(0), Plan: false));
             }
         }
 
         foreach (var item in items)
         {
-            if (item.PartitionNo is { } partitionNo)
-            {
-                await ExecAsync(connection, transaction, "UPDATE export_partitions SET enqueued_at = @now WHERE job_id = @j AND partition_no = @p",
-                    [("@now", now), ("@j", item.JobId), ("@p", partitionNo)], cancellationToken);
-            }
-            else
-            {
-                await ExecAsync(connection, transaction, "UPDATE export_jobs SET enqueued_at = @now WHERE id = @j", [("@now", now), ("@j", item.JobId)], cancellationToken);
-            }
+            await ExecAsync(connection, transaction, "UPDATE export_jobs SET enqueued_at = @now WHERE id = @j", [("@now", now), ("@j", item.JobId)], cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -341,8 +342,8 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     {
         await using var connection = await OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecAsync(connection, transaction, "UPDATE export_jobs SET enqueued_at = 0 WHERE status = 'Accepted'", [], cancellationToken);
-        await ExecAsync(connection, transaction, "UPDATE export_partitions SET enqueued_at = 0, lease_expires = 0 WHERE status <> 'done'", [], cancellationToken);
+        await ExecAsync(connection, transaction, "UPDATE export_jobs SET enqueued_at = 0 WHERE status IN ('Accepted', 'Running')", [], cancellationToken);
+        await ExecAsync(connection, transaction, "UPDATE export_partitions SET lease_expires = 0 WHERE status = 'running'", [], cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 

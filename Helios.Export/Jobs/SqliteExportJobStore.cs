@@ -19,6 +19,8 @@ public sealed class SqliteExportJobStore(string databasePath, TimeProvider timeP
 
     protected override string LockCreateSql => string.Empty;
 
+    protected override string SkipLockedSql => string.Empty;
+
     protected override IReadOnlyList<string> SchemaStatements => ExportSchema.Statements;
 
     public override async Task MigrateAsync(CancellationToken cancellationToken)

@@ -130,22 +130,50 @@ public abstract class JobStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ClaimingAny_TakesDistinctPartitions_FewestAttemptsFirst()
+    {
+        var job = await PlannedJobAsync(3);
+        var first = await Jobs.ClaimPartitionAsync(job.Id, null, "w1", Lease, 5, Ct);
+        var second = await Jobs.ClaimPartitionAsync(job.Id, null, "w2", Lease, 5, Ct);
+        Assert.Equal([0, 1], new[] { first!.PartitionNo, second!.PartitionNo });
+
+        // A released (failed) partition goes behind the untouched one.
+        await Jobs.ReleasePartitionAsync(first, "boom", Ct);
+        var third = await Jobs.ClaimPartitionAsync(job.Id, null, "w3", Lease, 5, Ct);
+        Assert.Equal(2, third!.PartitionNo);
+        var fourth = await Jobs.ClaimPartitionAsync(job.Id, null, "w4", Lease, 5, Ct);
+        Assert.Equal((0, 2, 2L), (fourth!.PartitionNo, fourth.Attempt, fourth.Token));
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, null, "w5", Lease, 5, Ct));
+    }
+
+    [Fact]
     public async Task ExpiredLeases_AndLostWork_AreHandedBackToTheScheduler_UpToTheAttemptCap()
     {
         var job = await PlannedJobAsync(2);
-        Clock.Advance(TimeSpan.FromMinutes(5));
-        var stale = Clock.GetUtcNow() - TimeSpan.FromMinutes(2);
-        var pending = (await Jobs.TakeWorkToEnqueueAsync(stale, Ct)).Where(w => w.JobId == job.Id).Select(w => w.PartitionNo).Order().ToList();
-        Assert.Equal([0, 1], pending);
-        Assert.DoesNotContain(await Jobs.TakeWorkToEnqueueAsync(stale, Ct), w => w.JobId == job.Id);
+        ExportWorkItem run = new(job.Id, Plan: false);
 
+        // Planned and enqueued just now: nothing to do. Long after, with nobody holding a lease: the runs were lost.
+        Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+        Clock.Advance(TimeSpan.FromMinutes(5));
+        Assert.Contains(run, await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+        Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+
+        // A live lease means a run is working through the export: no new run, however stale the enqueue.
+        var live = await Jobs.ClaimPartitionAsync(job.Id, 1, "w", Lease, 3, Ct);
+        Clock.Advance(TimeSpan.FromMinutes(5));
+        Assert.True(await Jobs.RenewLeaseAsync(live!, Lease, Ct));
+        Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+        Assert.Equal(PartitionCompletion.Done, await Jobs.CompletePartitionAsync(live!, Ttl, Ct));
+
+        // Each time a holder dies (its lease expires), one new run is enqueued; the attempts are capped.
         for (var attempt = 1; attempt <= 3; attempt++)
         {
             var lease = await Jobs.ClaimPartitionAsync(job.Id, 0, $"w{attempt}", Lease, 3, Ct);
             Assert.NotNull(lease);
             Assert.Equal(attempt, lease!.Attempt);
             Clock.Advance(Lease + TimeSpan.FromSeconds(1));
-            Assert.Contains(new ExportWorkItem(job.Id, 0), await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+            Assert.Contains(run, await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+            Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
         }
 
         Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, 0, "w4", Lease, 3, Ct));
@@ -153,6 +181,17 @@ public abstract class JobStoreContract : IAsyncLifetime
         await Jobs.FailJobAsync(job.Id, "abandoned", Ttl, Ct);
         var failed = await Jobs.GetJobAsync(job.Id, Ct);
         Assert.Equal((ExportJobStatus.Failed, "abandoned"), (failed!.Status, failed.Error));
+    }
+
+    [Fact]
+    public async Task AfterARestart_EveryLeaseIsExpired_AndUnfinishedExportsAreEnqueuedAgain()
+    {
+        var job = await PlannedJobAsync(2);
+        var lease = await Jobs.ClaimPartitionAsync(job.Id, null, "dead-process", Lease, 5, Ct);
+        await Jobs.ResetAfterRestartAsync(Ct);
+        Assert.Contains(new ExportWorkItem(job.Id, Plan: false), await Jobs.TakeWorkToEnqueueAsync(Clock.GetUtcNow() - TimeSpan.FromMinutes(2), Ct));
+        var again = await Jobs.ClaimPartitionAsync(job.Id, lease!.PartitionNo, "new-process", Lease, 5, Ct);
+        Assert.Equal(lease.Token + 1, again!.Token);
     }
 
     [Fact]
@@ -174,6 +213,11 @@ public abstract class JobStoreContract : IAsyncLifetime
         var job = await PlannedJobAsync(1);
         var claims = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => Jobs.ClaimPartitionAsync(job.Id, 0, $"w{i}", Lease, 5, Ct))));
         Assert.Single(claims, c => c is not null);
+
+        // Racing claims of "any partition" each get a different one.
+        var wide = await PlannedJobAsync(4);
+        var any = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => Jobs.ClaimPartitionAsync(wide.Id, null, $"w{i}", Lease, 5, Ct))));
+        Assert.Equal([0, 1, 2, 3], any.Where(c => c is not null).Select(c => c!.PartitionNo).Order());
     }
 }
 
