@@ -23,7 +23,11 @@ public sealed record ExportJob(
     DateTimeOffset CreatedAt,
     DateTimeOffset? CompletedAt,
     DateTimeOffset? ExpiresAt,
-    string? Error);
+    string? Error)
+{
+    /// <summary>W3C trace context of the kick-off, so the planner's and runs' spans link back to it.</summary>
+    public string? TraceParent { get; init; }
+}
 
 /// <summary>One unit of leased work: a resource type and a key range of it.</summary>
 public sealed record ExportPartitionPlan(int PartitionNo, string Type, long AfterSeq, long UpToSeq, long EstimatedRows);

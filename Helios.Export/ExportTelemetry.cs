@@ -11,6 +11,18 @@ public static class ExportTelemetry
 
     public static readonly ActivitySource ActivitySource = new(Name);
 
+    /// <summary>Starts a stage span linked to the export's kick-off trace (the work runs later, elsewhere).</summary>
+    public static Activity? StartStage(string name, ExportJob job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        var links = job.TraceParent is { } parent && ActivityContext.TryParse(parent, null, out var context)
+            ? new[] { new ActivityLink(context) }
+            : null;
+        var activity = ActivitySource.StartActivity(name, ActivityKind.Internal, parentContext: default, links: links);
+        activity?.SetTag("helios.export.job_id", job.Id);
+        return activity;
+    }
+
     private static readonly Meter s_meter = new(Name);
 
     public static readonly Counter<long> JobsStarted = s_meter.CreateCounter<long>("helios.export.jobs.started", unit: "{job}");

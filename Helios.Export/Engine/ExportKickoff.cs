@@ -33,7 +33,10 @@ public sealed class ExportKickoff(IExportJobStore jobs, IResourceStore store, IE
 
         var snapshot = await store.CaptureSnapshotAsync(cancellationToken);
         var job = new ExportJob(Guid.NewGuid().ToString("N"), tenant, owner, ExportJobStatus.Accepted, request, requestUrl, baseUrl,
-            snapshot.TransactionTime, snapshot.Seq, timeProvider.GetUtcNow(), null, null, null);
+            snapshot.TransactionTime, snapshot.Seq, timeProvider.GetUtcNow(), null, null, null)
+        {
+            TraceParent = Activity.Current?.Id,
+        };
         var outcome = await jobs.CreateJobAsync(job, options.Value.MaxActivePerClient, options.Value.MaxActivePerTenant, cancellationToken);
         switch (outcome)
         {

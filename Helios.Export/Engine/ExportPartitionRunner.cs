@@ -58,8 +58,7 @@ public sealed partial class ExportPartitionRunner(
         var settings = options.Value;
         var jobId = job.Id;
         var partitionNo = lease.PartitionNo;
-        using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.partition");
-        activity?.SetTag("helios.export.job_id", jobId);
+        using var activity = ExportTelemetry.StartStage("helios.export.partition", job);
         activity?.SetTag("helios.export.partition", partitionNo);
         activity?.SetTag("helios.export.resource_type", lease.Type);
         activity?.SetTag("helios.export.attempt", lease.Attempt);

@@ -25,13 +25,13 @@ public sealed partial class ExportPlanner(
 {
     public async Task PlanAsync(string jobId, CancellationToken cancellationToken)
     {
-        using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.plan");
-        activity?.SetTag("helios.export.job_id", jobId);
         var job = await jobs.GetJobAsync(jobId, cancellationToken);
         if (job is not { Status: ExportJobStatus.Accepted })
         {
             return;
         }
+
+        using var activity = ExportTelemetry.StartStage("helios.export.plan", job);
 
         try
         {

@@ -1,12 +1,19 @@
 namespace Helios.Export.Jobs;
 
-/// <summary>The export job tables (the same for SQLite and PostgreSQL; times in µs since the epoch).</summary>
+/// <summary>The export job tables, as versioned migrations (the same for SQLite and PostgreSQL; times in µs since the
+/// epoch). Applied versions are recorded in <c>export_schema_version</c>.</summary>
 internal static class ExportSchema
 {
-    public static IReadOnlyList<string> Statements { get; } =
+    public static IReadOnlyList<string[]> Migrations { get; } =
+    [
+        Version1,
+        ["ALTER TABLE export_jobs ADD COLUMN trace_parent TEXT NULL"],
+    ];
+
+    private static string[] Version1 =>
     [
         """
-        CREATE TABLE IF NOT EXISTS export_jobs (
+        CREATE TABLE export_jobs (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             owner TEXT NOT NULL,
@@ -22,9 +29,9 @@ internal static class ExportSchema
             expires_at BIGINT NULL,
             error TEXT NULL)
         """,
-        "CREATE INDEX IF NOT EXISTS ix_export_jobs_active ON export_jobs (tenant, owner, status)",
+        "CREATE INDEX ix_export_jobs_active ON export_jobs (tenant, owner, status)",
         """
-        CREATE TABLE IF NOT EXISTS export_partitions (
+        CREATE TABLE export_partitions (
             job_id TEXT NOT NULL,
             partition_no INTEGER NOT NULL,
             res_type TEXT NOT NULL,
@@ -44,9 +51,9 @@ internal static class ExportSchema
             last_error TEXT NULL,
             PRIMARY KEY (job_id, partition_no))
         """,
-        "CREATE INDEX IF NOT EXISTS ix_export_partitions_status ON export_partitions (status, lease_expires)",
+        "CREATE INDEX ix_export_partitions_status ON export_partitions (status, lease_expires)",
         """
-        CREATE TABLE IF NOT EXISTS export_files (
+        CREATE TABLE export_files (
             job_id TEXT NOT NULL,
             file_name TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -58,6 +65,6 @@ internal static class ExportSchema
             created_at BIGINT NOT NULL,
             PRIMARY KEY (job_id, file_name))
         """,
-        "CREATE UNIQUE INDEX IF NOT EXISTS ux_export_files_part ON export_files (job_id, kind, partition_no, part_no)",
+        "CREATE UNIQUE INDEX ux_export_files_part ON export_files (job_id, kind, partition_no, part_no)",
     ];
 }

@@ -15,20 +15,7 @@ public sealed class PostgresExportJobStore(NpgsqlDataSource dataSource, TimeProv
 
     protected override string SkipLockedSql => " FOR UPDATE SKIP LOCKED";
 
-    protected override IReadOnlyList<string> SchemaStatements => ExportSchema.Statements;
-
-    public override async Task MigrateAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLockKey})", [], cancellationToken);
-        foreach (var statement in SchemaStatements)
-        {
-            await ExecAsync(connection, transaction, statement, [], cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-    }
+    protected override string MigrationLockSql => $"SELECT pg_advisory_xact_lock({MigrationLockKey})";
 
     protected override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
         await dataSource.OpenConnectionAsync(cancellationToken);

@@ -19,7 +19,7 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     };
 
     private const string JobColumns =
-        "id, tenant, owner, status, request_json, request_url, base_url, transaction_time, snapshot_seq, created_at, completed_at, expires_at, error";
+        "id, tenant, owner, status, request_json, request_url, base_url, transaction_time, snapshot_seq, created_at, completed_at, expires_at, error, trace_parent";
 
     protected abstract ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken);
 
@@ -34,9 +34,33 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     /// take different partitions instead of queueing on one.</summary>
     protected abstract string SkipLockedSql { get; }
 
-    protected abstract IReadOnlyList<string> SchemaStatements { get; }
+    /// <summary>Statement run first in the migration transaction (PostgreSQL: an advisory lock, so concurrent starts
+    /// migrate once).</summary>
+    protected abstract string MigrationLockSql { get; }
 
-    public abstract Task MigrateAsync(CancellationToken cancellationToken);
+    public async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (MigrationLockSql.Length > 0)
+        {
+            await ExecAsync(connection, transaction, MigrationLockSql, [], cancellationToken);
+        }
+
+        await ExecAsync(connection, transaction, "CREATE TABLE IF NOT EXISTS export_schema_version (version INTEGER NOT NULL)", [], cancellationToken);
+        var current = (int)await ScalarAsync(connection, transaction, "SELECT COALESCE(MAX(version), 0) FROM export_schema_version", [], cancellationToken);
+        for (var version = current; version < ExportSchema.Migrations.Count; version++)
+        {
+            foreach (var statement in ExportSchema.Migrations[version])
+            {
+                await ExecAsync(connection, transaction, statement, [], cancellationToken);
+            }
+
+            await ExecAsync(connection, transaction, "INSERT INTO export_schema_version (version) VALUES (@v)", [("@v", version + 1)], cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
 
     private long Now => FhirDateRange.ToMicros(timeProvider.GetUtcNow());
 
@@ -67,11 +91,11 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
 
         await ExecAsync(connection, transaction, $"""
             INSERT INTO export_jobs ({JobColumns}, enqueued_at)
-            VALUES (@id, @t, @o, @s, @req, @url, @base, @tt, @snap, @created, NULL, NULL, NULL, @created)
+            VALUES (@id, @t, @o, @s, @req, @url, @base, @tt, @snap, @created, NULL, NULL, NULL, @trace, @created)
             """,
             [("@id", job.Id), ("@t", job.Tenant), ("@o", job.Owner), ("@s", job.Status.ToString()),
              ("@req", JsonSerializer.Serialize(job.Request, RequestJson)), ("@url", job.RequestUrl), ("@base", job.BaseUrl),
-             ("@tt", FhirDateRange.ToMicros(job.TransactionTime)), ("@snap", job.SnapshotSeq), ("@created", FhirDateRange.ToMicros(job.CreatedAt))],
+             ("@tt", FhirDateRange.ToMicros(job.TransactionTime)), ("@snap", job.SnapshotSeq), ("@created", FhirDateRange.ToMicros(job.CreatedAt)), ("@trace", job.TraceParent ?? string.Empty)],
             cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return CreateJobOutcome.Created;
@@ -94,7 +118,10 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
             FhirDateRange.FromMicros(reader.GetInt64(9)),
             reader.IsDBNull(10) ? null : FhirDateRange.FromMicros(reader.GetInt64(10)),
             reader.IsDBNull(11) ? null : FhirDateRange.FromMicros(reader.GetInt64(11)),
-            reader.IsDBNull(12) ? null : reader.GetString(12));
+            reader.IsDBNull(12) ? null : reader.GetString(12))
+        {
+            TraceParent = reader.IsDBNull(13) || reader.GetString(13).Length == 0 ? null : reader.GetString(13),
+        };
     }
 
     public async Task<bool> SavePlanAsync(string jobId, IReadOnlyList<ExportPartitionPlan> partitions, IReadOnlyList<ExportFile> files, TimeSpan outputTtl, CancellationToken cancellationToken)

@@ -21,19 +21,7 @@ public sealed class SqliteExportJobStore(string databasePath, TimeProvider timeP
 
     protected override string SkipLockedSql => string.Empty;
 
-    protected override IReadOnlyList<string> SchemaStatements => ExportSchema.Statements;
-
-    public override async Task MigrateAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        foreach (var statement in SchemaStatements)
-        {
-            await ExecAsync(connection, transaction, statement, [], cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-    }
+    protected override string MigrationLockSql => string.Empty;
 
     protected override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {

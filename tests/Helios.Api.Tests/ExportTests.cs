@@ -319,6 +319,37 @@ public sealed class EmbeddedExportTests(EmbeddedExportFactory factory) : ExportC
     }
 }
 
+/// <summary>Every export stage emits a span; the planner's and partitions' spans link back to the kick-off trace.</summary>
+public sealed class ExportTelemetryTests(EmbeddedExportFactory factory) : IClassFixture<EmbeddedExportFactory>
+{
+    [Fact]
+    public async Task Stages_EmitSpans_LinkedToTheKickoff()
+    {
+        await ExportSeed.EnsureAsync(factory);
+        var spans = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ExportTelemetry.Name,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Add,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        var client = new ExportClient(factory.CreateClient());
+        var statusUrl = await client.KickoffAsync("/$export?_type=Patient");
+        var jobId = statusUrl[(statusUrl.LastIndexOf('/') + 1)..];
+        await client.WaitForManifestAsync(statusUrl);
+
+        var mine = spans.Where(s => s.DisplayName == "helios.export.kickoff" || Equals(s.GetTagItem("helios.export.job_id"), jobId)).ToList();
+        var kickoff = Assert.Single(mine, s => s.DisplayName == "helios.export.kickoff" && Equals(s.GetTagItem("helios.export.job_id"), jobId));
+        var plan = Assert.Single(mine, s => s.DisplayName == "helios.export.plan");
+        var partitions = mine.Where(s => s.DisplayName == "helios.export.partition").ToList();
+        Assert.NotEmpty(partitions);
+        Assert.All(partitions.Append(plan), s => Assert.Contains(s.Links, l => l.Context.TraceId == kickoff.TraceId));
+        Assert.Contains(spans, s => s.DisplayName == "helios.export.part" && partitions.Any(p => p.SpanId == s.ParentSpanId));
+    }
+}
+
 public sealed class PostgresS3ExportTests(PostgresS3ExportFactory factory) : ExportContract<PostgresS3ExportFactory>(factory)
 {
     [Fact]
