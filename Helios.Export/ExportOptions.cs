@@ -22,7 +22,7 @@ public sealed class ExportOptions
 
     /// <summary>Rows read from the store per query while a partition runs.</summary>
     [Range(1, int.MaxValue)]
-    public int ReadBatchRows { get; set; } = 5_000;
+    public int ReadBatchRows { get; set; } = 10_000;
 
     /// <summary>How long a partition lease lasts without a heartbeat; a dead worker's partition is reclaimed after it.</summary>
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);

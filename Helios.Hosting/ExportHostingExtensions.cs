@@ -83,13 +83,14 @@ public static class ExportHostingExtensions
     }
 
     /// <summary>
-    /// Registers this container's own JobStorage instance. Hangfire's AddHangfire would otherwise resolve it from the
-    /// process-wide <c>JobStorage.Current</c>, so two hosts in one process (tests, or an Api beside a worker) could
-    /// enqueue into each other's storage.
+    /// Registers this container's own JobStorage and JobActivator. Hangfire's AddHangfire would otherwise resolve both
+    /// from the process-wide <c>JobStorage.Current</c> / <c>JobActivator.Current</c>, so with two hosts in one process
+    /// (tests, or an Api beside a worker) jobs could be enqueued into, or activated from, the other host.
     /// </summary>
     private static void AddHangfire(IServiceCollection services, Func<IServiceProvider, JobStorage> storage)
     {
         services.AddSingleton(storage);
+        services.AddSingleton<JobActivator>(sp => new Hangfire.AspNetCore.AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire(configuration => configuration
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()

@@ -61,6 +61,14 @@ public interface IResourceStore
 
     Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The export hot path: appends the stored JSON text of the rows <see cref="ReadSnapshotAsync"/> would return, as
+    /// NDJSON (one line each), to <paramref name="sink"/>, copying UTF-8 bytes without decoding them. Stops after
+    /// <see cref="SnapshotRange.Limit"/> rows, or after the row that brings the bytes written to
+    /// <paramref name="maxBytes"/>; the result says where it stopped and whether the range is exhausted.
+    /// </summary>
+    Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken);
+
     /// <summary>Highest committed key: everything at or below it is visible (the snapshot point of an export).</summary>
     Task<long> GetLastSeqAsync(CancellationToken cancellationToken);
 
@@ -81,6 +89,16 @@ public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq 
 
     /// <summary>When set, only versions last updated strictly after this instant (<c>_since</c>).</summary>
     public DateTimeOffset? Since { get; init; }
+}
+
+/// <summary>Where <see cref="IResourceStore.CopySnapshotAsync"/> stopped: rows and bytes written, the last key
+/// written (resume after it), and whether the range has no more rows.</summary>
+public sealed record SnapshotCopy(long Rows, long Bytes, long LastSeq, bool Exhausted);
+
+/// <summary>Receives NDJSON bytes from <see cref="IResourceStore.CopySnapshotAsync"/>.</summary>
+public interface ISnapshotSink
+{
+    ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 }
 
 /// <summary>An export's point in time: keys at or below <see cref="Seq"/> are in, and <see cref="TransactionTime"/> is

@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Diagnostics;
-using System.Text;
 using Helios.Export.Files;
 using Helios.Storage;
 using Microsoft.Extensions.Logging;
@@ -124,7 +122,6 @@ public sealed partial class ExportPartitionRunner(
         IExportPartWriter? writer = null;
         string? fileName = null;
         long inPart = 0;
-        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
             while (true)
@@ -134,61 +131,39 @@ public sealed partial class ExportPartitionRunner(
                     await Task.Delay(settings.DelayPerBatch, timeProvider, cancellationToken);
                 }
 
+                if (writer is null)
+                {
+                    fileName = ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
+                    writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
+                    inPart = 0;
+                }
+
                 var range = new SnapshotRange(lease.Type, job.SnapshotSeq, cursor, lease.UpToSeq, settings.ReadBatchRows)
                 {
                     PatientSetId = job.Request.Level == ExportLevel.System ? null : job.Id,
                     Since = job.Request.Since,
                 };
-                var rows = 0;
-                await foreach (var row in store.ReadSnapshotAsync(range, cancellationToken))
+                // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
+                var copy = await store.CopySnapshotAsync(range, writer, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
+                inPart += copy.Rows;
+                cursor = copy.LastSeq;
+                if (inPart > 0 && (writer.BytesWritten >= settings.MaxPartBytes || copy.Exhausted))
                 {
-                    rows++;
-                    if (writer is null)
-                    {
-                        fileName = ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
-                        writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
-                        inPart = 0;
-                    }
-
-                    var length = Encoding.UTF8.GetMaxByteCount(row.Json.Length) + 1;
-                    if (buffer.Length < length)
-                    {
-                        ArrayPool<byte>.Shared.Return(buffer);
-                        buffer = ArrayPool<byte>.Shared.Rent(length);
-                    }
-
-                    var written = Encoding.UTF8.GetBytes(row.Json, buffer);
-                    buffer[written++] = (byte)'\n';
-                    await writer.WriteAsync(buffer.AsMemory(0, written), cancellationToken);
-                    inPart++;
-                    cursor = row.Seq;
-                    if (writer.BytesWritten >= settings.MaxPartBytes)
-                    {
-                        await PublishAsync(lease, writer, fileName!, partNo, inPart, cursor, cancellationToken);
-                        await writer.DisposeAsync();
-                        writer = null;
-                        exported += inPart;
-                        partNo++;
-                    }
+                    await PublishAsync(lease, writer, fileName!, partNo, inPart, cursor, cancellationToken);
+                    await writer.DisposeAsync();
+                    writer = null;
+                    exported += inPart;
+                    partNo++;
                 }
 
-                if (rows < settings.ReadBatchRows)
+                if (copy.Exhausted)
                 {
-                    break;
+                    return exported;
                 }
             }
-
-            if (writer is not null)
-            {
-                await PublishAsync(lease, writer, fileName!, partNo, inPart, cursor, cancellationToken);
-                exported += inPart;
-            }
-
-            return exported;
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
             if (writer is not null)
             {
                 await writer.DisposeAsync();

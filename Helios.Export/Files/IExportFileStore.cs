@@ -1,3 +1,5 @@
+using Helios.Storage;
+
 namespace Helios.Export.Files;
 
 /// <summary>
@@ -27,11 +29,9 @@ public interface IExportFileStore
 }
 
 /// <summary>One part being written. Disposing it unpublished discards it.</summary>
-public interface IExportPartWriter : IAsyncDisposable
+public interface IExportPartWriter : ISnapshotSink, IAsyncDisposable
 {
     long BytesWritten { get; }
-
-    ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
     Task PublishAsync(CancellationToken cancellationToken);
 }

@@ -62,6 +62,36 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
     protected override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
         await dataSource.OpenConnectionAsync(cancellationToken);
 
+    protected override string SnapshotJsonBytesColumn => "convert_to(r.json, 'UTF8')";
+
+    protected override async Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
+        string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+        long rows = 0, lastSeq = 0;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            lastSeq = reader.GetInt64(0);
+            var json = await reader.GetFieldValueAsync<byte[]>(1, cancellationToken);
+            await buffer.EnsureRoomAsync(json.Length, cancellationToken);
+            buffer.Append(json);
+            rows++;
+            if (buffer.Total >= maxBytes)
+            {
+                return (rows, lastSeq, true);
+            }
+        }
+
+        return (rows, lastSeq, false);
+    }
+
     protected override async ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken) =>
         await ((NpgsqlConnection)connection).BeginTransactionAsync(cancellationToken);
 

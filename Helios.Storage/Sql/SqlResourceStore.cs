@@ -367,11 +367,40 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
 
     public IAsyncEnumerable<StoredResource> ReadSnapshotAsync(SnapshotRange range, CancellationToken cancellationToken)
     {
+        var query = BuildSnapshotQuery(range, SearchSqlBuilder.Columns);
+        return query is null ? AsyncEnumerable.Empty<StoredResource>() : StreamAsync(query.Value.Sql, query.Value.Parameters, cancellationToken);
+    }
+
+    public async Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var query = BuildSnapshotQuery(range, "r.seq, " + SnapshotJsonBytesColumn);
+        if (query is null)
+        {
+            return new SnapshotCopy(0, 0, range.AfterSeq, true);
+        }
+
+        var buffer = new NdjsonBuffer(sink);
+        var (rows, lastSeq, stoppedEarly) = await CopyRowsAsync(query.Value.Sql, query.Value.Parameters, buffer, maxBytes, cancellationToken);
+        await buffer.FlushAsync(cancellationToken);
+        return new SnapshotCopy(rows, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit);
+    }
+
+    /// <summary>The JSON column as UTF-8 bytes (SQLite stores text as UTF-8 already; PostgreSQL converts on the server).</summary>
+    protected abstract string SnapshotJsonBytesColumn { get; }
+
+    /// <summary>Runs the snapshot query (columns: seq, UTF-8 JSON) and appends each row to the buffer, stopping after
+    /// the row that brings the buffer's total to <paramref name="maxBytes"/>. Returns (rows, last seq, stopped early).</summary>
+    protected abstract Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
+        string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken);
+
+    private static (string Sql, List<KeyValuePair<string, object>> Parameters)? BuildSnapshotQuery(SnapshotRange range, string columns)
+    {
         ArgumentNullException.ThrowIfNull(range);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(range.Limit);
         var p = new SqlParameters();
         var snapshot = p.Add(range.SnapshotSeq);
-        var sql = new StringBuilder($"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
+        var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
             .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
             .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = 0");
         if (range.Since is { } since)
@@ -391,7 +420,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         {
             if (patients.Count == 0)
             {
-                return AsyncEnumerable.Empty<StoredResource>();
+                return null;
             }
 
             var ids = string.Join(", ", patients.Select(id => p.Add(id)));
@@ -401,7 +430,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         }
 
         sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
-        return StreamAsync(sql.ToString(), p.Values, cancellationToken);
+        return (sql.ToString(), p.Values);
     }
 
     private async IAsyncEnumerable<StoredResource> StreamAsync(

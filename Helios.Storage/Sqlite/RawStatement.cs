@@ -45,6 +45,45 @@ internal sealed class RawStatement : IDisposable
     }
 
     /// <summary>Runs the statement to completion and resets it for the next row.</summary>
+    /// <summary>Binds a named parameter (<c>@p0</c>...) by its value's type.</summary>
+    public RawStatement Bind(string name, object? value)
+    {
+        var index = raw.sqlite3_bind_parameter_index(_statement, name);
+        if (index == 0)
+        {
+            throw new ArgumentException($"The statement has no parameter {name}.", nameof(name));
+        }
+
+        return value switch
+        {
+            null => BindNull(index),
+            long l => Bind(index, l),
+            int i => Bind(index, (long)i),
+            double d => Bind(index, d),
+            string text => Bind(index, text),
+            _ => throw new ArgumentException($"Cannot bind a {value.GetType().Name} to {name}.", nameof(value)),
+        };
+    }
+
+    /// <summary>Steps to the next row: true while there is one.</summary>
+    public bool Step()
+    {
+        var rc = raw.sqlite3_step(_statement);
+        return rc switch
+        {
+            raw.SQLITE_ROW => true,
+            raw.SQLITE_DONE => false,
+            _ => throw new SqliteException(raw.sqlite3_errmsg(_db).utf8_to_string(), rc),
+        };
+    }
+
+    public long ColumnInt64(int column) => raw.sqlite3_column_int64(_statement, column);
+
+    public int ColumnBytes(int column) => raw.sqlite3_column_bytes(_statement, column);
+
+    /// <summary>The column's bytes (for TEXT, its UTF-8 encoding), valid until the next step.</summary>
+    public ReadOnlySpan<byte> ColumnBlob(int column) => raw.sqlite3_column_blob(_statement, column);
+
     public void Execute()
     {
         var rc = raw.sqlite3_step(_statement);

@@ -83,6 +83,34 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
 
     protected override bool IsPostgres => false;
 
+    protected override string SnapshotJsonBytesColumn => "r.json";
+
+    protected override async Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
+        string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken)
+    {
+        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+        using var statement = new RawStatement(connection, sql);
+        foreach (var (name, value) in parameters)
+        {
+            statement.Bind(name, value);
+        }
+
+        long rows = 0, lastSeq = 0;
+        while (statement.Step())
+        {
+            lastSeq = statement.ColumnInt64(0);
+            await buffer.EnsureRoomAsync(statement.ColumnBytes(1), cancellationToken);
+            buffer.Append(statement.ColumnBlob(1));
+            rows++;
+            if (buffer.Total >= maxBytes)
+            {
+                return (rows, lastSeq, true);
+            }
+        }
+
+        return (rows, lastSeq, false);
+    }
+
     protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);

@@ -150,7 +150,7 @@ public sealed class EmbeddedRestartTests
             {
                 await ExportSeed.EnsureAsync(first);
                 expected = await first.Services.GetRequiredService<IResourceStore>().CountByTypeAsync(CancellationToken.None);
-                var client = new ExportClient(first.CreateClient());
+                var client = new ExportClient(first.CreateClient(), ExportDiagnostics.For(first));
                 statusUrl = await client.KickoffAsync("/$export");
                 var jobId = statusUrl[(statusUrl.LastIndexOf('/') + 1)..];
                 var jobs = first.Services.GetRequiredService<IExportJobStore>();
@@ -167,7 +167,7 @@ public sealed class EmbeddedRestartTests
             var second = new EmbeddedExportFactory { DataDirectory = directory };
             await using (second)
             {
-                var client = new ExportClient(second.CreateClient());
+                var client = new ExportClient(second.CreateClient(), ExportDiagnostics.For(second));
                 var manifest = await client.WaitForManifestAsync(statusUrl);
                 var ids = ExportClient.IdsByType(await client.DownloadOutputAsync(manifest));
                 foreach (var (type, count) in expected)
@@ -186,5 +186,27 @@ public sealed class EmbeddedRestartTests
                 Directory.Delete(directory, recursive: true);
             }
         }
+    }
+}
+
+/// <summary>Two hosts in one process keep their Hangfire work apart (storage and job activation are per host).</summary>
+public sealed class TwoHostsInOneProcessTests
+{
+    [Fact]
+    public async Task ExportsOfTwoHosts_RunOnTheirOwnHost()
+    {
+        await using var first = new EmbeddedExportFactory();
+        await using var second = new EmbeddedExportFactory();
+        await ExportSeed.EnsureAsync(first);
+        await ExportSeed.EnsureAsync(second);
+        await ExportSeed.WriteAsync(second, new Patient { Id = "only-on-the-second-host" });
+        var clients = new[] { first, second }.Select(f => new ExportClient(f.CreateClient(), ExportDiagnostics.For(f))).ToArray();
+        var urls = await Task.WhenAll(clients.Select(c => c.KickoffAsync("/$export?_type=Patient")));
+        var manifests = await Task.WhenAll(clients.Zip(urls, (c, u) => c.WaitForManifestAsync(u)));
+        var firstIds = ExportClient.IdsByType(await clients[0].DownloadOutputAsync(manifests[0]))["Patient"];
+        var secondIds = ExportClient.IdsByType(await clients[1].DownloadOutputAsync(manifests[1]))["Patient"];
+        Assert.Equal(ExportSeed.Patients, firstIds.Count);
+        Assert.Equal(ExportSeed.Patients + 1, secondIds.Count);
+        Assert.Contains("only-on-the-second-host", secondIds);
     }
 }

@@ -298,7 +298,7 @@ public sealed class EmbeddedExportTests(EmbeddedExportFactory factory) : ExportC
     [Fact]
     public async Task Download_SupportsGzipAndRanges()
     {
-        var client = new ExportClient(Factory.CreateClient());
+        var client = new ExportClient(Factory.CreateClient(), ExportDiagnostics.For(Factory));
         var manifest = await client.WaitForManifestAsync(await client.KickoffAsync("/$export?_type=Observation"));
         var url = manifest.GetProperty("output")[0].GetProperty("url").GetString()!;
         var plain = await (await client.GetFileAsync(url)).Content.ReadAsByteArrayAsync();
@@ -335,7 +335,7 @@ public sealed class ExportTelemetryTests(EmbeddedExportFactory factory) : IClass
         };
         System.Diagnostics.ActivitySource.AddActivityListener(listener);
 
-        var client = new ExportClient(factory.CreateClient());
+        var client = new ExportClient(factory.CreateClient(), ExportDiagnostics.For(factory));
         var statusUrl = await client.KickoffAsync("/$export?_type=Patient");
         var jobId = statusUrl[(statusUrl.LastIndexOf('/') + 1)..];
         await client.WaitForManifestAsync(statusUrl);
@@ -355,7 +355,7 @@ public sealed class PostgresS3ExportTests(PostgresS3ExportFactory factory) : Exp
     [Fact]
     public async Task Download_RedirectsToAPresignedUrl()
     {
-        var client = new ExportClient(Factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }));
+        var client = new ExportClient(Factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }), ExportDiagnostics.For(Factory));
         var manifest = await client.WaitForManifestAsync(await client.KickoffAsync("/$export?_type=Patient"));
         var url = manifest.GetProperty("output")[0].GetProperty("url").GetString()!;
         Assert.StartsWith("http://localhost/$export-file/", url, StringComparison.Ordinal);

@@ -1,0 +1,44 @@
+namespace Helios.Storage.Sql;
+
+/// <summary>Collects NDJSON lines in a 1 MiB buffer and hands them to the sink in large writes.</summary>
+public sealed class NdjsonBuffer(ISnapshotSink sink)
+{
+    private byte[] _buffer = new byte[1 << 20];
+    private int _filled;
+
+    /// <summary>Bytes appended so far (flushed or not).</summary>
+    public long Total { get; private set; }
+
+    /// <summary>Room for a line of this many bytes (plus its newline), flushing first when needed.</summary>
+    public async ValueTask EnsureRoomAsync(int length, CancellationToken cancellationToken)
+    {
+        if (_filled + length + 1 <= _buffer.Length)
+        {
+            return;
+        }
+
+        await FlushAsync(cancellationToken);
+        if (length + 1 > _buffer.Length)
+        {
+            _buffer = new byte[length + 1];
+        }
+    }
+
+    /// <summary>Appends one line; <see cref="EnsureRoomAsync"/> must have been awaited for its length.</summary>
+    public void Append(ReadOnlySpan<byte> json)
+    {
+        json.CopyTo(_buffer.AsSpan(_filled));
+        _filled += json.Length;
+        _buffer[_filled++] = (byte)'\n';
+        Total += json.Length + 1;
+    }
+
+    public async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_filled > 0)
+        {
+            await sink.WriteAsync(_buffer.AsMemory(0, _filled), cancellationToken);
+            _filled = 0;
+        }
+    }
+}
