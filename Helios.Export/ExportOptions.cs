@@ -59,8 +59,9 @@ public sealed class ExportOptions
     /// <summary>How often the supervisor re-enqueues lost work and deletes expired exports.</summary>
     public TimeSpan SupervisorInterval { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Pending work whose Hangfire job has not started after this long is enqueued again.</summary>
-    public TimeSpan RequeueAfter { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>An unfinished export that nobody holds a lease on, and whose last Hangfire job was enqueued longer ago
+    /// than this, gets a new run (its runs were lost, e.g. with a killed worker or a restarted in-memory Hangfire).</summary>
+    public TimeSpan RequeueAfter { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary><c>auto</c> (local files in embedded, S3 in postgres-s3), <c>local</c> (a directory every Api and worker
     /// shares) or <c>s3</c>.</summary>

@@ -83,6 +83,7 @@ public sealed class DistributedExportTests : IAsyncLifetime
             ["Helios__Export__LeaseDuration"] = "00:00:03",
             ["Helios__Export__HeartbeatInterval"] = "00:00:00.500",
             ["Helios__Export__SupervisorInterval"] = "00:00:00.500",
+            ["Helios__Export__RequeueAfter"] = "00:00:05",
             ["Logging__LogLevel__Default"] = "Warning",
         };
         foreach (var (key, value) in environment)

@@ -17,6 +17,12 @@ internal static class ExportDiagnostics
         text.Append($"job {job?.Status} error={job?.Error}; partitions {progress.PartitionsDone}/{progress.Partitions}; ");
         var monitor = factory.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
         text.Append($"hangfire enqueued={monitor.EnqueuedCount("helios-export")} processing={monitor.ProcessingCount()} failed={monitor.FailedCount()} servers={monitor.Servers().Count}; ");
+        text.Append($"succeeded={monitor.SucceededListCount()}; ");
+        foreach (var succeeded in monitor.SucceededJobs(0, 5))
+        {
+            text.Append($"succeeded: {succeeded.Value.Job?.Method.Name}({string.Join(",", succeeded.Value.Job?.Args ?? [])}); ");
+        }
+
         foreach (var failed in monitor.FailedJobs(0, 5))
         {
             text.Append($"failed: {failed.Value.ExceptionMessage}; ");

@@ -22,6 +22,7 @@ internal static class ExportTestSettings
         factory.Settings["Helios:Export:SupervisorInterval"] = "00:00:00.200";
         factory.Settings["Helios:Export:HeartbeatInterval"] = "00:00:00.200";
         factory.Settings["Helios:Export:LeaseDuration"] = "00:00:03";
+        factory.Settings["Helios:Export:RequeueAfter"] = "00:00:05";
         factory.Settings["Helios:Export:WorkerCount"] = "3";
         if (slow)
         {
