@@ -97,7 +97,7 @@ public sealed class PostgresServer : IAsyncDisposable
         var cs = new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = port, Username = "postgres", Password = password, Database = "postgres",
-            MaxPoolSize = 20,
+            MaxPoolSize = 100,
         }.ToString();
         return new PostgresServer(cs, root, binDir, asPostgres);
     }
