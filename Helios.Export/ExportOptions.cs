@@ -7,7 +7,8 @@ public sealed class ExportOptions
 {
     public const string SectionName = "Helios:Export";
 
-    /// <summary>Current versions per partition: the unit of work one worker leases (one type, one key range).</summary>
+    /// <summary>Stored versions per partition (an upper bound of the resources it exports): the unit of work one
+    /// worker leases (one type, one key range).</summary>
     [Range(1, int.MaxValue)]
     public int PartitionRows { get; set; } = 50_000;
 

@@ -42,8 +42,9 @@ public interface IResourceStore
     Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Lists key ranges of one type at a snapshot, each holding about <paramref name="rowsPerRange"/> current
-    /// versions: the partitions of an export. Empty when the type has nothing current at the snapshot.
+    /// Lists key ranges of one type at a snapshot, each holding about <paramref name="rowsPerRange"/> versions (an
+    /// upper bound of the current ones): the partitions of an export. Empty when the type has no version at or below
+    /// the snapshot key. Reads only the key index.
     /// </summary>
     Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken);
 
@@ -105,7 +106,7 @@ public interface ISnapshotSink
 /// no earlier than any of them.</summary>
 public sealed record StoreSnapshot(long Seq, DateTimeOffset TransactionTime);
 
-/// <summary>Keys in (<see cref="AfterSeq"/>, <see cref="UpToSeq"/>], holding about <see cref="Rows"/> current versions.</summary>
+/// <summary>Keys in (<see cref="AfterSeq"/>, <see cref="UpToSeq"/>], holding <see cref="Rows"/> versions of the type.</summary>
 public sealed record KeyRange(long AfterSeq, long UpToSeq, long Rows);
 
 /// <summary>A parsed resource with its index rows, extracted ahead of the write.</summary>

@@ -478,7 +478,9 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         var ranges = new List<KeyRange>();
         await using var connection = await OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT seq FROM resources WHERE res_type = @t AND seq <= @s AND (next_seq IS NULL OR next_seq > @s) AND deleted = 0 ORDER BY seq";
+        // Versions, not current versions: an index-only scan of (res_type, seq) that never reads the JSON pages. The
+        // counts are upper bounds of what each range exports (superseded versions and tombstones are skipped then).
+        command.CommandText = "SELECT seq FROM resources WHERE res_type = @t AND seq <= @s ORDER BY seq";
         AddParameter(command, "@t", type);
         AddParameter(command, "@s", snapshotSeq);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -89,6 +89,14 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken)
     {
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+        // A sequential read of the whole table needs no large page cache; the default one (256 MiB per pooled
+        // connection) would otherwise fill with exported pages and hold them (the next open resets it).
+        await using (var pragma = connection.CreateCommand())
+        {
+            pragma.CommandText = "PRAGMA cache_size=-8192; PRAGMA mmap_size=0";
+            await pragma.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         using var statement = new RawStatement(connection, sql);
         foreach (var (name, value) in parameters)
         {

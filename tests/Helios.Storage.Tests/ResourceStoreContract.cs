@@ -438,7 +438,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
 
         Assert.Equal(everything, inRanges);
         Assert.Contains("kr-0", inRanges);
-        Assert.Equal(ranges.Sum(r => r.Rows), inRanges.Count);
+        Assert.True(ranges.Sum(r => r.Rows) >= inRanges.Count);
         Assert.Empty(await Store.GetKeyRangesAsync("NoSuchType", snapshot.Seq, 3, Ct));
         Assert.Contains("Observation", await Store.GetTypesAsync(snapshot.Seq, Ct));
 

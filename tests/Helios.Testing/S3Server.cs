@@ -86,8 +86,15 @@ public sealed class S3Server : IAsyncDisposable
         return new S3Server($"http://127.0.0.1:{port}", "S3RVER", "S3RVER", process, directory);
     }
 
+    private int _disposed;
+
     public ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return ValueTask.CompletedTask;
+        }
+
         if (_process is { HasExited: false })
         {
             _process.Kill(entireProcessTree: true);
