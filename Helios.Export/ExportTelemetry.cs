@@ -37,7 +37,7 @@ public static class ExportTelemetry
 
     public static readonly Counter<long> LeasesLost = s_meter.CreateCounter<long>("helios.export.leases_lost", unit: "{lease}");
 
-    public static readonly Counter<long> PartitionsReclaimed = s_meter.CreateCounter<long>("helios.export.runs_requeued", unit: "{job}", description: "Runs the supervisor enqueued for exports whose worker died or whose Hangfire jobs were lost.");
+    public static readonly Counter<long> RunsRequeued = s_meter.CreateCounter<long>("helios.export.runs_requeued", unit: "{job}", description: "Runs the supervisor enqueued for exports whose worker died or whose Hangfire jobs were lost.");
 
     public static readonly Histogram<double> PartitionDuration = s_meter.CreateHistogram<double>("helios.export.partition.duration", unit: "s");
 

@@ -58,7 +58,7 @@ public sealed partial class ExportSupervisor(
             else
             {
                 scheduler.EnqueueRun(item.JobId);
-                ExportTelemetry.PartitionsReclaimed.Add(1);
+                ExportTelemetry.RunsRequeued.Add(1);
             }
         }
 

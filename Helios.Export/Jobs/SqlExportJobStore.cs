@@ -283,15 +283,15 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     public async Task<IReadOnlyList<ExportFile>> GetFilesAsync(string jobId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = Command(connection, null, """
-            SELECT file_name, kind, res_type, partition_no, part_no, resource_count, byte_count FROM export_files
+        await using var command = Command(connection, null, $"""
+            SELECT {FileColumns} FROM export_files
             WHERE job_id = @j ORDER BY kind, res_type, partition_no, part_no
             """, [("@j", jobId)]);
         var files = new List<ExportFile>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            files.Add(new ExportFile(jobId, reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt64(5), reader.GetInt64(6)));
+            files.Add(ReadFile(jobId, reader));
         }
 
         return files;
@@ -300,14 +300,17 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     public async Task<ExportFile?> GetFileAsync(string jobId, string fileName, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = Command(connection, null, """
-            SELECT file_name, kind, res_type, partition_no, part_no, resource_count, byte_count FROM export_files WHERE job_id = @j AND file_name = @f
+        await using var command = Command(connection, null, $"""
+            SELECT {FileColumns} FROM export_files WHERE job_id = @j AND file_name = @f
             """, [("@j", jobId), ("@f", fileName)]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken)
-            ? new ExportFile(jobId, reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt64(5), reader.GetInt64(6))
-            : null;
+        return await reader.ReadAsync(cancellationToken) ? ReadFile(jobId, reader) : null;
     }
+
+    private const string FileColumns = "file_name, kind, res_type, partition_no, part_no, resource_count, byte_count";
+
+    private static ExportFile ReadFile(string jobId, DbDataReader reader) =>
+        new(jobId, reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt64(5), reader.GetInt64(6));
 
     public async Task<ExportProgress> GetProgressAsync(string jobId, CancellationToken cancellationToken)
     {

@@ -437,12 +437,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         string sql, List<KeyValuePair<string, object>> parameters, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            AddParameter(command, name, value);
-        }
+        await using var command = CreateCommand(connection, sql, parameters);
 
         await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -563,12 +558,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     private async Task<int> ExecuteAsync(string sql, IEnumerable<KeyValuePair<string, object>> parameters, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            AddParameter(command, name, value);
-        }
+        await using var command = CreateCommand(connection, sql, parameters);
 
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -594,12 +584,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     protected async Task<long> ScalarAsync(string sql, IEnumerable<KeyValuePair<string, object>> parameters, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            AddParameter(command, name, value);
-        }
+        await using var command = CreateCommand(connection, sql, parameters);
 
         var result = await command.ExecuteScalarAsync(cancellationToken);
         return Convert.ToInt64(result, CultureInfo.InvariantCulture);
@@ -608,12 +593,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     protected async Task<List<StoredResource>> QueryAsync(string sql, IEnumerable<KeyValuePair<string, object>> parameters, CancellationToken cancellationToken, List<string?>? sortKeys = null)
     {
         await using var connection = await OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            AddParameter(command, name, value);
-        }
+        await using var command = CreateCommand(connection, sql, parameters);
 
         var result = new List<StoredResource>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -629,6 +609,21 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         }
 
         return result;
+    }
+
+    /// <summary>A command with its named parameters bound.</summary>
+    protected static DbCommand CreateCommand(DbConnection connection, string sql, IEnumerable<KeyValuePair<string, object>> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(parameters);
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            AddParameter(command, name, value);
+        }
+
+        return command;
     }
 
     protected static void AddParameter(DbCommand command, string name, object? value)

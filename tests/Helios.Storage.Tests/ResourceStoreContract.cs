@@ -287,6 +287,65 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal(Helios.Storage.Sql.Schema.SecondaryIndexes(postgres: false).Count, await CountSecondaryIndexesAsync());
     }
 
+    [Fact]
+    public async Task CopySnapshot_WritesTheStoredJsonAsNdjson_StopsAtTheByteBound_AndResumes()
+    {
+        await Store.WriteAsync(Enumerable.Range(0, 6).Select(i => ResourceWrite.Create(NewPatient($"cp-{i}", "Copy"))).ToList(), Ct);
+        var snapshot = await Store.CaptureSnapshotAsync(Ct);
+        await Store.WriteAsync([ResourceWrite.Delete("Patient", "cp-2")], Ct);
+        var expected = (await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq))).Where(r => r.Id.StartsWith("cp-", StringComparison.Ordinal)).ToList();
+        var first = expected[0].Seq - 1;
+
+        // A bound smaller than one line: each call writes exactly one line and says where it stopped.
+        var sink = new MemorySink();
+        var after = first;
+        var calls = 0;
+        while (true)
+        {
+            var copy = await Store.CopySnapshotAsync(new SnapshotRange("Patient", snapshot.Seq, after, expected[^1].Seq), sink, 1, Ct);
+            calls++;
+            if (copy.Rows == 0)
+            {
+                Assert.True(copy.Exhausted);
+                break;
+            }
+
+            Assert.Equal(1, copy.Rows);
+            after = copy.LastSeq;
+        }
+
+        Assert.Equal(expected.Count + 1, calls);
+        var text = System.Text.Encoding.UTF8.GetString(sink.Bytes.ToArray());
+        Assert.Equal(string.Concat(expected.Select(r => r.Json + "\n")), text);
+
+        // Unbounded, one call copies the range and reports it exhausted.
+        var all = new MemorySink();
+        var whole = await Store.CopySnapshotAsync(new SnapshotRange("Patient", snapshot.Seq, first, expected[^1].Seq), all, long.MaxValue, Ct);
+        Assert.Equal((expected.Count, true, expected[^1].Seq, (long)all.Bytes.Count), (whole.Rows, whole.Exhausted, whole.LastSeq, whole.Bytes));
+    }
+
+    private sealed class MemorySink : ISnapshotSink
+    {
+        public List<byte> Bytes { get; } = [];
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            Bytes.AddRange(data.ToArray());
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private async Task<List<StoredResource>> ReadSnapshotAsync(SnapshotRange range)
+    {
+        var list = new List<StoredResource>();
+        await foreach (var r in Store.ReadSnapshotAsync(range, Ct))
+        {
+            list.Add(r);
+        }
+
+        return list;
+    }
+
     /// <summary>How many of the store's secondary indexes exist.</summary>
     protected abstract Task<int> CountSecondaryIndexesAsync();
 
@@ -350,18 +409,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
             Id = "snap-late", Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "1"), Subject = new ResourceReference("Patient/snap-a"),
         })], Ct);
 
-        async Task<List<StoredResource>> Read(SnapshotRange range)
-        {
-            var list = new List<StoredResource>();
-            await foreach (var r in Store.ReadSnapshotAsync(range, Ct))
-            {
-                list.Add(r);
-            }
-
-            return list;
-        }
-
-        var all = (await Read(new SnapshotRange("Observation", snapshot))).Where(r => r.Id.StartsWith("snap-", StringComparison.Ordinal)).ToList();
+        var all = (await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot))).Where(r => r.Id.StartsWith("snap-", StringComparison.Ordinal)).ToList();
         Assert.Equal(["snap-0", "snap-1", "snap-2", "snap-3", "snap-4"], all.Select(r => r.Id));
         Assert.Contains("\"final\"", all[0].Json);
         Assert.All(all, r => Assert.Equal(1, r.VersionId));
@@ -372,7 +420,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         var after = all[0].Seq - 1;
         while (true)
         {
-            var page = await Read(new SnapshotRange("Observation", snapshot, AfterSeq: after, Limit: 2));
+            var page = await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot, AfterSeq: after, Limit: 2));
             if (page.Count == 0)
             {
                 break;
@@ -385,13 +433,13 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal(all.Select(r => r.Id), paged.Where(id => id.StartsWith("snap-", StringComparison.Ordinal)));
 
         // Restricted to patients' compartments: snap-a has snap-0..2 (and the Patient itself).
-        var compartment = await Read(new SnapshotRange("Observation", snapshot) { PatientIds = ["snap-a"] });
+        var compartment = await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot) { PatientIds = ["snap-a"] });
         Assert.Equal(["snap-0", "snap-1", "snap-2"], compartment.Select(r => r.Id));
-        var patient = await Read(new SnapshotRange("Patient", snapshot) { PatientIds = ["snap-a", "nobody"] });
+        var patient = await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot) { PatientIds = ["snap-a", "nobody"] });
         Assert.Equal(["snap-a"], patient.Select(r => r.Id));
 
         // Now: the current view has the update and the deletion and the late resource.
-        var now = (await Read(new SnapshotRange("Observation", await Store.GetLastSeqAsync(Ct)) { PatientIds = ["snap-a"] })).Select(r => r.Id + "/" + r.VersionId);
+        var now = (await ReadSnapshotAsync(new SnapshotRange("Observation", await Store.GetLastSeqAsync(Ct)) { PatientIds = ["snap-a"] })).Select(r => r.Id + "/" + r.VersionId);
         Assert.Equal(["snap-2/1", "snap-0/2", "snap-late/1"], now);
     }
 
@@ -424,17 +472,10 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         var inRanges = new List<string>();
         foreach (var range in ranges)
         {
-            await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange("Observation", snapshot.Seq, range.AfterSeq, range.UpToSeq), Ct))
-            {
-                inRanges.Add(row.Id);
-            }
+            inRanges.AddRange((await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot.Seq, range.AfterSeq, range.UpToSeq))).Select(r => r.Id));
         }
 
-        var everything = new List<string>();
-        await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange("Observation", snapshot.Seq), Ct))
-        {
-            everything.Add(row.Id);
-        }
+        var everything = (await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot.Seq))).Select(r => r.Id).ToList();
 
         Assert.Equal(everything, inRanges);
         Assert.Contains("kr-0", inRanges);
@@ -445,16 +486,8 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         // Patient sets: the compartments of the set's patients only; a Patient matches itself.
         var set = "set-" + Guid.NewGuid().ToString("N");
         await Store.AddToPatientSetAsync(set, ["kr-b", "kr-b", "nobody"], Ct);
-        async Task<List<string>> ReadSet(string type, DateTimeOffset? since = null)
-        {
-            var ids = new List<string>();
-            await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange(type, snapshot.Seq) { PatientSetId = set, Since = since }, Ct))
-            {
-                ids.Add(row.Id);
-            }
-
-            return ids;
-        }
+        async Task<List<string>> ReadSet(string type, DateTimeOffset? since = null) =>
+            (await ReadSnapshotAsync(new SnapshotRange(type, snapshot.Seq) { PatientSetId = set, Since = since })).Select(r => r.Id).ToList();
 
         Assert.Equal(["kr-4", "kr-5", "kr-6"], await ReadSet("Observation"));
         Assert.Equal(["kr-b"], await ReadSet("Patient"));
@@ -465,11 +498,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         var all = "all-" + Guid.NewGuid().ToString("N");
         var count = await Store.FillPatientSetFromSnapshotAsync(all, snapshot.Seq, Ct);
         Assert.True(count >= 2);
-        var patients = new List<string>();
-        await foreach (var row in Store.ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq) { PatientSetId = all }, Ct))
-        {
-            patients.Add(row.Id);
-        }
+        var patients = (await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq) { PatientSetId = all })).Select(r => r.Id).ToList();
 
         Assert.Contains("kr-a", patients);
         Assert.DoesNotContain("kr-late", patients);

@@ -12,8 +12,7 @@ namespace Helios.Testing;
 /// </summary>
 public sealed class PostgresServer : IAsyncDisposable
 {
-    private static readonly SemaphoreSlim s_lock = new(1, 1);
-    private static PostgresServer? s_shared;
+    private static readonly ProcessWide<PostgresServer> s_shared = new(StartAsync);
 
     private readonly string? _dataRoot;
     private readonly string? _binDir;
@@ -31,24 +30,7 @@ public sealed class PostgresServer : IAsyncDisposable
     public string AdminConnectionString { get; }
 
     /// <summary>The process-wide server, started on first use and stopped when the process exits.</summary>
-    public static async Task<PostgresServer> GetAsync()
-    {
-        await s_lock.WaitAsync();
-        try
-        {
-            if (s_shared is null)
-            {
-                s_shared = await StartAsync();
-                AppDomain.CurrentDomain.ProcessExit += (_, _) => s_shared.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            }
-
-            return s_shared;
-        }
-        finally
-        {
-            s_lock.Release();
-        }
-    }
+    public static Task<PostgresServer> GetAsync() => s_shared.GetAsync();
 
     /// <summary>Creates an empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix = "helios_test")

@@ -12,8 +12,7 @@ namespace Helios.Testing;
 /// </summary>
 public sealed class S3Server : IAsyncDisposable
 {
-    private static readonly SemaphoreSlim s_lock = new(1, 1);
-    private static S3Server? s_shared;
+    private static readonly ProcessWide<S3Server> s_shared = new(StartAsync);
 
     private readonly Process? _process;
     private readonly string? _directory;
@@ -37,24 +36,7 @@ public sealed class S3Server : IAsyncDisposable
     /// <summary>A fresh bucket name (the store creates it).</summary>
     public string NewBucketName() => $"helios-{Environment.ProcessId}-{Interlocked.Increment(ref _buckets)}-{Guid.NewGuid().ToString("N")[..8]}";
 
-    public static async Task<S3Server> GetAsync()
-    {
-        await s_lock.WaitAsync();
-        try
-        {
-            if (s_shared is null)
-            {
-                s_shared = await StartAsync();
-                AppDomain.CurrentDomain.ProcessExit += (_, _) => s_shared.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            }
-
-            return s_shared;
-        }
-        finally
-        {
-            s_lock.Release();
-        }
-    }
+    public static Task<S3Server> GetAsync() => s_shared.GetAsync();
 
     private static async Task<S3Server> StartAsync()
     {
