@@ -113,12 +113,18 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
 
     private string Key(string jobId, string fileName) => $"{_options.Prefix}{jobId}/{fileName}";
 
+    /// <summary>Streams one part object up. Double-buffered: when a buffer fills, its upload starts and writing goes on
+    /// into the other buffer, so reading the store overlaps the network; at most one upload per writer is in flight and
+    /// at most two buffers are held.</summary>
     private sealed class Writer(S3ExportFileStore store, string key) : IExportPartWriter
     {
         private readonly List<PartETag> _parts = [];
         private byte[] _buffer = ArrayPool<byte>.Shared.Rent(store._options.UploadPartBytes);
+        private byte[]? _spare;
         private int _filled;
+        private int _partCount;
         private string? _uploadId;
+        private Task? _inFlight;
         private bool _published;
 
         public long BytesWritten { get; private set; }
@@ -134,36 +140,61 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
                 data = data[n..];
                 if (_filled == store._options.UploadPartBytes)
                 {
-                    await UploadPartAsync(cancellationToken);
+                    await StartPartUploadAsync(cancellationToken);
                 }
             }
         }
 
-        private async Task UploadPartAsync(CancellationToken cancellationToken)
+        /// <summary>Hands the full buffer to a background upload and continues in the spare one.</summary>
+        private async Task StartPartUploadAsync(CancellationToken cancellationToken)
         {
+            await WaitForInFlightAsync();
             _uploadId ??= (await store._client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest
             {
                 BucketName = store._options.Bucket,
                 Key = key,
                 ContentType = ExportFormats.FhirNdjson,
             }, cancellationToken)).UploadId;
-            using var body = new MemoryStream(_buffer, 0, _filled, writable: false);
-            var response = await store._client.UploadPartAsync(new UploadPartRequest
-            {
-                BucketName = store._options.Bucket,
-                Key = key,
-                UploadId = _uploadId,
-                PartNumber = _parts.Count + 1,
-                InputStream = body,
-                PartSize = _filled,
-                UseChunkEncoding = false,
-            }, cancellationToken);
-            _parts.Add(new PartETag(_parts.Count + 1, response.ETag));
+            var full = _buffer;
+            _inFlight = UploadPartAsync(full, _filled, ++_partCount, cancellationToken);
+            _buffer = _spare ?? ArrayPool<byte>.Shared.Rent(store._options.UploadPartBytes);
+            _spare = null;
             _filled = 0;
+        }
+
+        private async Task UploadPartAsync(byte[] buffer, int length, int partNumber, CancellationToken cancellationToken)
+        {
+            using (var body = new MemoryStream(buffer, 0, length, writable: false))
+            {
+                var response = await store._client.UploadPartAsync(new UploadPartRequest
+                {
+                    BucketName = store._options.Bucket,
+                    Key = key,
+                    UploadId = _uploadId,
+                    PartNumber = partNumber,
+                    InputStream = body,
+                    PartSize = length,
+                    UseChunkEncoding = false,
+                }, cancellationToken);
+                _parts.Add(new PartETag(partNumber, response.ETag));
+            }
+
+            _spare = buffer;
+        }
+
+        /// <summary>Waits for the upload in flight; its failure surfaces here, at the next write or the publish.</summary>
+        private async Task WaitForInFlightAsync()
+        {
+            if (_inFlight is { } task)
+            {
+                _inFlight = null;
+                await task;
+            }
         }
 
         public async Task PublishAsync(CancellationToken cancellationToken)
         {
+            await WaitForInFlightAsync();
             if (_uploadId is null)
             {
                 using var body = new MemoryStream(_buffer, 0, _filled, writable: false);
@@ -181,7 +212,8 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
             {
                 if (_filled > 0)
                 {
-                    await UploadPartAsync(cancellationToken);
+                    await UploadPartAsync(_buffer, _filled, ++_partCount, cancellationToken);
+                    _spare = null; // the same array as _buffer: returned once, below
                 }
 
                 await store._client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
@@ -198,6 +230,16 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
 
         public async ValueTask DisposeAsync()
         {
+            try
+            {
+                await WaitForInFlightAsync();
+            }
+            catch (Exception ex) when (ex is AmazonServiceException or OperationCanceledException or IOException or HttpRequestException)
+            {
+                // The part upload that failed is reported by the write or publish that awaited it, or the run was
+                // cancelled; the upload is aborted below either way.
+            }
+
             if (!_published && _uploadId is not null)
             {
                 try
@@ -211,7 +253,13 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
             }
 
             ArrayPool<byte>.Shared.Return(_buffer);
+            if (_spare is not null && !ReferenceEquals(_spare, _buffer))
+            {
+                ArrayPool<byte>.Shared.Return(_spare);
+            }
+
             _buffer = [];
+            _spare = null;
         }
     }
 }

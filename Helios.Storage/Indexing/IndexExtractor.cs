@@ -10,27 +10,41 @@ public sealed class IndexExtractor(SearchParameterRegistry registry)
 {
     public IndexEntries Extract(Resource resource)
     {
+        ArgumentNullException.ThrowIfNull(resource);
         var entries = new IndexEntries();
         var type = resource.TypeName;
         foreach (var parameter in registry.ForType(type))
         {
-            List<Base> values;
-            try
-            {
-                values = parameter.Select(resource);
-            }
-            catch (InvalidCastException)
-            {
-                continue;
-            }
-
-            foreach (var value in values)
-            {
-                Add(entries, parameter, value);
-            }
+            AddParameter(entries, parameter, resource);
         }
 
-        if (type == "Patient" && resource.Id is { Length: > 0 } selfId)
+        AddCompartments(entries, registry, type, resource.Id);
+        return entries;
+    }
+
+    /// <summary>The rows of one parameter, evaluated on the POCO.</summary>
+    internal static void AddParameter(IndexEntries entries, SearchParameterInfo parameter, Resource resource)
+    {
+        List<Base> values;
+        try
+        {
+            values = parameter.Select(resource);
+        }
+        catch (InvalidCastException)
+        {
+            return;
+        }
+
+        foreach (var value in values)
+        {
+            Add(entries, parameter, value);
+        }
+    }
+
+    /// <summary>Patient compartment membership from the extracted references (and a Patient's own id).</summary>
+    internal static void AddCompartments(IndexEntries entries, SearchParameterRegistry registry, string type, string? id)
+    {
+        if (type == "Patient" && id is { Length: > 0 } selfId)
         {
             entries.Compartments.Add(selfId);
         }
@@ -45,8 +59,6 @@ public sealed class IndexExtractor(SearchParameterRegistry registry)
                 }
             }
         }
-
-        return entries;
     }
 
     private static void Add(IndexEntries entries, SearchParameterInfo parameter, Base value)

@@ -5,7 +5,7 @@ namespace Helios.Storage.Indexing;
 /// <summary>A search parameter as this server indexes it for one resource type.</summary>
 public sealed class SearchParameterInfo
 {
-    internal SearchParameterInfo(string resourceType, string name, SearchParamType type, string expression, IReadOnlyList<string> targets, Func<Resource, List<Base>> select)
+    internal SearchParameterInfo(string resourceType, string name, SearchParamType type, string expression, IReadOnlyList<string> targets, Func<Resource, List<Base>> select, IReadOnlyList<ElementPath>? paths)
     {
         ResourceType = resourceType;
         Name = name;
@@ -13,6 +13,7 @@ public sealed class SearchParameterInfo
         Expression = expression;
         Targets = targets;
         Select = select;
+        Paths = paths;
     }
 
     public string ResourceType { get; }
@@ -24,6 +25,10 @@ public sealed class SearchParameterInfo
     public IReadOnlyList<string> Targets { get; }
 
     internal Func<Resource, List<Base>> Select { get; }
+
+    /// <summary>The compiled programs (usable on POCOs and on JSON); null when the SDK's FHIRPath engine evaluates
+    /// the expression.</summary>
+    internal IReadOnlyList<ElementPath>? Paths { get; }
 
     public IndexKind Kind => Type switch
     {

@@ -52,22 +52,22 @@ public sealed class SearchParameterRegistry
                     continue;
                 }
 
-                var select = Compile(sp.Expression!, resourceType);
+                var (select, paths) = Compile(sp.Expression!, resourceType);
                 if (select is null)
                 {
                     continue;
                 }
 
                 var targets = (sp.Target ?? []).Select(t => t.ToString()).ToArray();
-                parameters[sp.Name!] = new SearchParameterInfo(resourceType, sp.Name!, sp.Type, sp.Expression!, targets, select);
+                parameters[sp.Name!] = new SearchParameterInfo(resourceType, sp.Name!, sp.Type, sp.Expression!, targets, select, paths);
             }
 
             // The SDK's list lacks the common meta parameters of R4 (they apply to every resource).
             foreach (var (name, type, expression) in s_metaParameters)
             {
-                if (!parameters.ContainsKey(name) && Compile(expression, resourceType) is { } select)
+                if (!parameters.ContainsKey(name) && Compile(expression, resourceType) is ({ } select, var paths))
                 {
-                    parameters[name] = new SearchParameterInfo(resourceType, name, type, expression, [], select);
+                    parameters[name] = new SearchParameterInfo(resourceType, name, type, expression, [], select, paths);
                 }
             }
 
@@ -90,16 +90,16 @@ public sealed class SearchParameterRegistry
     public IReadOnlyList<string> PatientCompartmentParams(string resourceType) =>
         _patientCompartmentParams.TryGetValue(resourceType, out var p) ? p : [];
 
-    private static Func<Resource, List<Base>>? Compile(string expression, string resourceType)
+    private static (Func<Resource, List<Base>>? Select, List<ElementPath>? Paths) Compile(string expression, string resourceType)
     {
         if (ElementPath.TryCompile(expression, resourceType, out var paths))
         {
             if (paths.Count == 0)
             {
-                return null;
+                return (null, null);
             }
 
-            return resource =>
+            return (resource =>
             {
                 var output = new List<Base>();
                 foreach (var path in paths)
@@ -108,7 +108,7 @@ public sealed class SearchParameterRegistry
                 }
 
                 return output;
-            };
+            }, paths);
         }
 
         // Outside the compiled subset: evaluate with the SDK's FHIRPath engine, on the branches for this type.
@@ -118,11 +118,11 @@ public sealed class SearchParameterRegistry
             .ToList();
         if (branches.Count == 0)
         {
-            return null;
+            return (null, null);
         }
 
         var own = string.Join(" | ", branches);
-        return resource =>
+        return (resource =>
         {
             try
             {
@@ -132,7 +132,7 @@ public sealed class SearchParameterRegistry
             {
                 return [];
             }
-        };
+        }, null);
     }
 
     private static FrozenDictionary<string, string[]> LoadPatientCompartment()

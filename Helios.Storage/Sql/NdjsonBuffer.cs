@@ -27,10 +27,22 @@ public sealed class NdjsonBuffer(ISnapshotSink sink)
     /// <summary>Appends one line; <see cref="EnsureRoomAsync"/> must have been awaited for its length.</summary>
     public void Append(ReadOnlySpan<byte> json)
     {
-        json.CopyTo(_buffer.AsSpan(_filled));
-        _filled += json.Length;
+        Write(json);
+        EndLine();
+    }
+
+    /// <summary>Appends a piece of the current line (room for the whole line must have been ensured).</summary>
+    public void Write(ReadOnlySpan<byte> piece)
+    {
+        piece.CopyTo(_buffer.AsSpan(_filled));
+        _filled += piece.Length;
+        Total += piece.Length;
+    }
+
+    public void EndLine()
+    {
         _buffer[_filled++] = (byte)'\n';
-        Total += json.Length + 1;
+        Total++;
     }
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken)

@@ -374,7 +374,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     public async Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        var query = BuildSnapshotQuery(range, "r.seq, " + SnapshotJsonBytesColumn);
+        var query = BuildSnapshotQuery(range, "r.seq, r.json");
         if (query is null)
         {
             return new SnapshotCopy(0, 0, range.AfterSeq, true);
@@ -385,9 +385,6 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         await buffer.FlushAsync(cancellationToken);
         return new SnapshotCopy(rows, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit);
     }
-
-    /// <summary>The JSON column as UTF-8 bytes (SQLite stores text as UTF-8 already; PostgreSQL converts on the server).</summary>
-    protected abstract string SnapshotJsonBytesColumn { get; }
 
     /// <summary>Runs the snapshot query (columns: seq, UTF-8 JSON) and appends each row to the buffer, stopping after
     /// the row that brings the buffer's total to <paramref name="maxBytes"/>. Returns (rows, last seq, stopped early).</summary>

@@ -83,8 +83,6 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
 
     protected override bool IsPostgres => false;
 
-    protected override string SnapshotJsonBytesColumn => "r.json";
-
     protected override async Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
         string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken)
     {

@@ -324,6 +324,22 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal((expected.Count, true, expected[^1].Seq, (long)all.Bytes.Count), (whole.Rows, whole.Exhausted, whole.LastSeq, whole.Bytes));
     }
 
+    [Fact]
+    public async Task CopySnapshot_KeepsNonAsciiBytes_AndTreatsQuotedPatientIdsAsData()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("cq-1", "Zoë 北京 \\ \"q\" O'Brien")), ResourceWrite.Create(NewPatient("cq-2", "Other"))], Ct);
+        var snapshot = await Store.CaptureSnapshotAsync(Ct);
+        var expected = (await Store.ReadAsync("Patient", "cq-1", Ct))!.Json;
+
+        var sink = new MemorySink();
+        var copy = await Store.CopySnapshotAsync(
+            new SnapshotRange("Patient", snapshot.Seq) { PatientIds = ["cq-1", "x') OR 1=1; --", "back\\slash'"] }, sink, long.MaxValue, Ct);
+
+        Assert.Equal(1, copy.Rows);
+        Assert.Equal(expected + "\n", System.Text.Encoding.UTF8.GetString(sink.Bytes.ToArray()));
+        Assert.Equal(2, (await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq))).Count(r => r.Id.StartsWith("cq-", StringComparison.Ordinal)));
+    }
+
     private sealed class MemorySink : ISnapshotSink
     {
         public List<byte> Bytes { get; } = [];

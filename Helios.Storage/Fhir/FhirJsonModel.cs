@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using Hl7.Fhir.Introspection;
+using Hl7.Fhir.Model;
+
+namespace Helios.Storage.Fhir;
+
+/// <summary>
+/// What the JSON-native paths need to know of a FHIR type, derived once from the SDK's class mappings: its FHIR
+/// name, whether it is a primitive (and the CLR kind of its value), and its elements by JSON name.
+/// </summary>
+internal sealed class FhirJsonType
+{
+    private static readonly ConcurrentDictionary<Type, FhirJsonType> s_byClr = new();
+    private static readonly ConcurrentDictionary<string, FhirJsonType?> s_byName = new(StringComparer.Ordinal);
+
+    private readonly ClassMapping _mapping;
+    private readonly ConcurrentDictionary<string, FhirJsonElement?> _elements = new(StringComparer.Ordinal);
+
+    private FhirJsonType(ClassMapping mapping)
+    {
+        _mapping = mapping;
+        Clr = mapping.NativeType;
+        Name = Clr.IsGenericType && Clr.GetGenericTypeDefinition() == typeof(Code<>) ? "code" : mapping.Name;
+        ValueClr = mapping.PropertyMappings.FirstOrDefault(p => p.RepresentsValueElement)?.ImplementingType;
+        IsResource = mapping.IsResource;
+        IsQuantity = typeof(Quantity).IsAssignableFrom(Clr);
+        EnumType = Clr.IsGenericType && Clr.GetGenericTypeDefinition() == typeof(Code<>) ? Clr.GetGenericArguments()[0] : null;
+    }
+
+    /// <summary>The FHIR type name (<c>code</c> for bound codes, <c>Reference</c>, <c>dateTime</c>, ...).</summary>
+    public string Name { get; }
+
+    public Type Clr { get; }
+
+    /// <summary>For primitives, the CLR type of the value (string, bool, int, long, decimal, DateTimeOffset, byte[]).</summary>
+    public Type? ValueClr { get; }
+
+    public bool IsPrimitive => ValueClr is not null;
+
+    public bool IsResource { get; }
+
+    /// <summary>Quantity or one of its profiles (Age, Duration, Distance, Count, SimpleQuantity, MoneyQuantity).</summary>
+    public bool IsQuantity { get; }
+
+    /// <summary>For <c>Code&lt;T&gt;</c>: the enum whose literals imply a code system.</summary>
+    public Type? EnumType { get; }
+
+    public static FhirJsonType? ForName(string fhirTypeName) =>
+        s_byName.GetOrAdd(fhirTypeName, static name =>
+            ModelInfo.ModelInspector.FindClassMapping(name) is { } m ? ForClr(m.NativeType) : null);
+
+    public static FhirJsonType ForClr(Type clr) =>
+        s_byClr.GetOrAdd(clr, static t => new FhirJsonType(ModelInfo.ModelInspector.FindOrImportClassMapping(t)
+            ?? throw new InvalidOperationException($"No FHIR class mapping for {t}.")));
+
+    /// <summary>The element with this exact JSON name (not a choice's typed name), or null.</summary>
+    public FhirJsonElement? Element(string name) =>
+        _elements.GetOrAdd(name, static (n, mapping) => mapping.FindMappedElementByName(n) is { } pm ? new FhirJsonElement(pm) : null, _mapping);
+
+    /// <summary>Resolves a typed choice name (<c>valueQuantity</c>) to its element and type; null when unknown or
+    /// the type is not one the element allows.</summary>
+    public (FhirJsonElement Element, FhirJsonType Type)? ChoiceElement(string jsonName)
+    {
+        if (_mapping.FindMappedElementByChoiceName(jsonName) is not { Choice: ChoiceType.DatatypeChoice } pm
+            || jsonName.Length <= pm.Name.Length || !char.IsUpper(jsonName[pm.Name.Length]))
+        {
+            return null;
+        }
+
+        var element = Element(pm.Name);
+        var type = ForName(jsonName[pm.Name.Length..]);
+        if (element is null || type is null || !pm.FhirType.Any(allowed => allowed.IsAssignableFrom(type.Clr)))
+        {
+            return null;
+        }
+
+        return (element, type);
+    }
+}
+
+/// <summary>An element of a FHIR type as JSON sees it.</summary>
+internal sealed class FhirJsonElement
+{
+    private readonly PropertyMapping _mapping;
+    private FhirJsonType? _type;
+
+    public FhirJsonElement(PropertyMapping mapping)
+    {
+        _mapping = mapping;
+        Name = mapping.Name;
+        IsCollection = mapping.IsCollection;
+        IsChoice = mapping.Choice == ChoiceType.DatatypeChoice;
+        IsResource = mapping.Choice == ChoiceType.ResourceChoice || typeof(Resource).IsAssignableFrom(mapping.ImplementingType);
+    }
+
+    public string Name { get; }
+
+    public bool IsCollection { get; }
+
+    /// <summary>A <c>[x]</c> element: JSON names carry the type as a suffix.</summary>
+    public bool IsChoice { get; }
+
+    /// <summary>Holds whole resources (<c>contained</c>, <c>Bundle.entry.resource</c>): the type is in <c>resourceType</c>.</summary>
+    public bool IsResource { get; }
+
+    /// <summary>The element's type (not meaningful for choice and resource elements).</summary>
+    public FhirJsonType Type => _type ??= FhirJsonType.ForClr(
+        // Some elements are declared with a base class (Meta.profile as PrimitiveType); the FHIR type names the real one.
+        _mapping.FhirType is [var single] && single != _mapping.ImplementingType && _mapping.ImplementingType.IsAssignableFrom(single)
+            ? single
+            : _mapping.ImplementingType);
+}

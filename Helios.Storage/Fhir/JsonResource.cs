@@ -1,0 +1,356 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Hl7.Fhir.Model;
+
+namespace Helios.Storage.Fhir;
+
+/// <summary>
+/// The bulk path's parse: a resource checked against the SDK's model straight on the JSON (every property must be an
+/// element of its type, choice suffixes must name an allowed type, arrays only where the element repeats, values of
+/// the right JSON kind, dates well formed, contained resources checked the same way), without building POCOs. The
+/// stored text is the input's own JSON with <c>id</c> and <c>meta</c> put first, so the store can splice in the
+/// version and timestamp it assigns (<see cref="Head"/> + version + <see cref="Middle"/> + instant + <see cref="Tail"/>).
+/// </summary>
+public sealed partial class JsonResource : IDisposable
+{
+    private const int MaxIssues = 5;
+
+    private JsonResource(JsonDocument document, string type, string id, string head, string tail)
+    {
+        Document = document;
+        Type = type;
+        Id = id;
+        Head = head;
+        Tail = tail;
+    }
+
+    public JsonDocument Document { get; }
+
+    public JsonElement Root => Document.RootElement;
+
+    public string Type { get; }
+
+    public string Id { get; }
+
+    /// <summary>Text before the version id (ends with <c>"versionId":"</c>).</summary>
+    public string Head { get; }
+
+    /// <summary>Between the version id and the instant.</summary>
+    public const string Middle = "\",\"lastUpdated\":\"";
+
+    /// <summary>Text after the instant (starts with the closing quote).</summary>
+    public string Tail { get; }
+
+    /// <summary>The stored JSON for a version written at <paramref name="lastUpdated"/>.</summary>
+    public string Compose(int version, DateTimeOffset lastUpdated) =>
+        string.Concat(Head, version.ToString(CultureInfo.InvariantCulture), Middle, Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated), Tail);
+
+    public void Dispose() => Document.Dispose();
+
+    [GeneratedRegex("^[A-Za-z0-9\\-\\.]{1,64}$", RegexOptions.CultureInvariant)]
+    private static partial Regex IdPattern();
+
+    /// <summary>Parses and checks one resource; on failure returns null and the issues found (at most a few).</summary>
+    public static JsonResource? TryParse(ReadOnlyMemory<byte> utf8, out List<string> issues)
+    {
+        issues = [];
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(utf8, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 128 });
+        }
+        catch (JsonException ex)
+        {
+            issues.Add($"Invalid JSON: {ex.Message}");
+            return null;
+        }
+
+        try
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String)
+            {
+                issues.Add("The JSON is not a FHIR resource: it has no 'resourceType'.");
+                return null;
+            }
+
+            var type = rt.GetString()!;
+            if (FhirJsonType.ForName(type) is not { IsResource: true } resourceType || !ModelInfo.IsKnownResource(type))
+            {
+                issues.Add($"Unknown resource type '{type}'.");
+                return null;
+            }
+
+            new Checker(issues).Object(root, resourceType, type, isResource: true);
+            string id;
+            string idJson;
+            if (root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String)
+            {
+                id = idElement.GetString()!;
+                idJson = idElement.GetRawText();
+                if (!IdPattern().IsMatch(id))
+                {
+                    issues.Add($"{type}.id: '{id}' is not a valid FHIR id (1 to 64 of A-Z, a-z, 0-9, '-' and '.').");
+                }
+            }
+            else
+            {
+                id = Guid.NewGuid().ToString();
+                idJson = "\"" + id + "\"";
+            }
+
+            if (issues.Count > 0)
+            {
+                return null;
+            }
+
+            var (head, tail) = Template(root, type, idJson);
+            var result = new JsonResource(document, type, id, head, tail);
+            document = null!;
+            return result;
+        }
+        finally
+        {
+            document?.Dispose();
+        }
+    }
+
+    private static (string Head, string Tail) Template(JsonElement root, string type, string idJson)
+    {
+        var head = string.Concat("{\"resourceType\":\"", type, "\",\"id\":", idJson, ",\"meta\":{\"versionId\":\"");
+        var tail = new StringBuilder(root.GetRawText().Length + 32).Append('"');
+        if (root.TryGetProperty("meta", out var meta) && meta.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var property in meta.EnumerateObject())
+            {
+                if (property.Name is not ("versionId" or "lastUpdated" or "_versionId" or "_lastUpdated"))
+                {
+                    tail.Append(",\"").Append(property.Name).Append("\":").Append(property.Value.GetRawText());
+                }
+            }
+        }
+
+        tail.Append('}');
+        foreach (var property in root.EnumerateObject())
+        {
+            if (property.Name is not ("resourceType" or "id" or "meta"))
+            {
+                tail.Append(",\"").Append(property.Name).Append("\":").Append(property.Value.GetRawText());
+            }
+        }
+
+        return (head, tail.Append('}').ToString());
+    }
+
+    /// <summary>The structural walk. Paths in issues read like FHIRPath (<c>Observation.component[1].valueQuantity</c>).</summary>
+    private sealed class Checker(List<string> issues)
+    {
+        private bool Full => issues.Count >= MaxIssues;
+
+        private void Issue(string message)
+        {
+            if (!Full)
+            {
+                issues.Add(message);
+            }
+        }
+
+        public void Object(JsonElement value, FhirJsonType type, string path, bool isResource)
+        {
+            foreach (var property in value.EnumerateObject())
+            {
+                if (Full)
+                {
+                    return;
+                }
+
+                var name = property.Name;
+                var at = path + "." + name;
+                if (isResource && name == "resourceType")
+                {
+                    continue;
+                }
+
+                if (name.Length > 1 && name[0] == '_')
+                {
+                    Companion(property.Value, type, name[1..], at);
+                    continue;
+                }
+
+                if (type.Element(name) is { } element)
+                {
+                    if (element.IsChoice)
+                    {
+                        Issue($"{at}: the choice element '{name}[x]' needs its type in the name (for example '{name}String').");
+                        continue;
+                    }
+
+                    Values(property.Value, element, element.IsResource ? null : element.Type, at);
+                }
+                else if (type.ChoiceElement(name) is { } choice)
+                {
+                    Values(property.Value, choice.Element, choice.Type, at);
+                }
+                else
+                {
+                    Issue($"{at}: '{name}' is not an element of {type.Name}.");
+                }
+            }
+        }
+
+        /// <summary><c>_name</c>: the id and extensions of primitive element <c>name</c>.</summary>
+        private void Companion(JsonElement value, FhirJsonType owner, string name, string at)
+        {
+            var element = owner.Element(name);
+            var type = element is { IsChoice: false, IsResource: false } ? element.Type : owner.ChoiceElement(name)?.Type;
+            if (type is not { IsPrimitive: true })
+            {
+                Issue($"{at}: '{name}' is not a primitive element of {owner.Name}.");
+                return;
+            }
+
+            var element2 = FhirJsonType.ForName("Element")!;
+            if (value.ValueKind == JsonValueKind.Array && (element?.IsCollection ?? false))
+            {
+                var i = 0;
+                foreach (var item in value.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object)
+                    {
+                        Object(item, element2, $"{at}[{i}]", isResource: false);
+                    }
+                    else if (item.ValueKind != JsonValueKind.Null)
+                    {
+                        Issue($"{at}[{i}]: expected an object or null.");
+                    }
+
+                    i++;
+                }
+            }
+            else if (value.ValueKind == JsonValueKind.Object)
+            {
+                Object(value, element2, at, isResource: false);
+            }
+            else
+            {
+                Issue($"{at}: expected {(element?.IsCollection ?? false ? "an array" : "an object")}.");
+            }
+        }
+
+        private void Values(JsonElement value, FhirJsonElement element, FhirJsonType? type, string at)
+        {
+            if (element.IsCollection)
+            {
+                if (value.ValueKind != JsonValueKind.Array)
+                {
+                    Issue($"{at}: '{element.Name}' repeats, so its value must be an array.");
+                    return;
+                }
+
+                if (value.GetArrayLength() == 0)
+                {
+                    Issue($"{at}: an array must not be empty (leave the element out instead).");
+                    return;
+                }
+
+                var i = 0;
+                foreach (var item in value.EnumerateArray())
+                {
+                    // null stands for a primitive that only has an id or extensions (in the companion array).
+                    if (!(item.ValueKind == JsonValueKind.Null && type is { IsPrimitive: true }))
+                    {
+                        One(item, type, $"{at}[{i}]");
+                    }
+
+                    i++;
+                }
+            }
+            else if (value.ValueKind == JsonValueKind.Array)
+            {
+                Issue($"{at}: '{element.Name}' does not repeat, so its value must not be an array.");
+            }
+            else
+            {
+                One(value, type, at);
+            }
+        }
+
+        private void One(JsonElement value, FhirJsonType? type, string at)
+        {
+            if (type is null)
+            {
+                // A resource-valued element: the resource names its own type.
+                if (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String
+                    || FhirJsonType.ForName(rt.GetString()!) is not { IsResource: true } resourceType)
+                {
+                    Issue($"{at}: expected a resource with a known 'resourceType'.");
+                    return;
+                }
+
+                Object(value, resourceType, at, isResource: true);
+                return;
+            }
+
+            if (type.IsPrimitive)
+            {
+                Primitive(value, type, at);
+            }
+            else if (value.ValueKind == JsonValueKind.Object)
+            {
+                Object(value, type, at, isResource: false);
+            }
+            else
+            {
+                Issue($"{at}: a {type.Name} must be a JSON object.");
+            }
+        }
+
+        private void Primitive(JsonElement value, FhirJsonType type, string at)
+        {
+            var clr = type.ValueClr!;
+            if (clr == typeof(bool))
+            {
+                if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                {
+                    Issue($"{at}: a boolean must be true or false.");
+                }
+            }
+            else if (clr == typeof(int) || clr == typeof(long))
+            {
+                if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var n) || (clr == typeof(int) && n is < int.MinValue or > int.MaxValue))
+                {
+                    Issue($"{at}: an {type.Name} must be a JSON whole number.");
+                }
+            }
+            else if (clr == typeof(decimal))
+            {
+                if (value.ValueKind != JsonValueKind.Number || !value.TryGetDecimal(out _))
+                {
+                    Issue($"{at}: a decimal must be a JSON number.");
+                }
+            }
+            else if (value.ValueKind != JsonValueKind.String)
+            {
+                Issue($"{at}: a {type.Name} must be a JSON string.");
+            }
+            else
+            {
+                var text = value.GetString()!;
+                var valid = type.Name switch
+                {
+                    "date" => Date.IsValidValue(text),
+                    "dateTime" => FhirDateTime.IsValidValue(text),
+                    "time" => Time.IsValidValue(text),
+                    "instant" => Instant.IsValidValue(text),
+                    _ => true,
+                };
+                if (!valid)
+                {
+                    Issue($"{at}: '{text}' is not a valid {type.Name}.");
+                }
+            }
+        }
+    }
+}
