@@ -44,8 +44,10 @@ public sealed partial class JsonResource : IDisposable
     public string Tail { get; }
 
     /// <summary>The stored JSON for a version written at <paramref name="lastUpdated"/>.</summary>
-    public string Compose(int version, DateTimeOffset lastUpdated) =>
-        string.Concat(Head, version.ToString(CultureInfo.InvariantCulture), Middle, Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated), Tail);
+    public string Compose(int version, DateTimeOffset lastUpdated) => Compose(Head, version, lastUpdated, Tail);
+
+    internal static string Compose(string head, int version, DateTimeOffset lastUpdated, string tail) =>
+        string.Concat(head, version.ToString(CultureInfo.InvariantCulture), Middle, Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated), tail);
 
     public void Dispose() => Document.Dispose();
 
@@ -83,7 +85,7 @@ public sealed partial class JsonResource : IDisposable
                 return null;
             }
 
-            new Checker(issues).Object(root, resourceType, type, isResource: true);
+            new Checker(issues).Resource(root, resourceType, type);
             string id;
             string idJson;
             if (root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String)
@@ -147,17 +149,52 @@ public sealed partial class JsonResource : IDisposable
     /// <summary>The structural walk. Paths in issues read like FHIRPath (<c>Observation.component[1].valueQuantity</c>).</summary>
     private sealed class Checker(List<string> issues)
     {
+        // The path to the current node, built into text only when an issue is reported.
+        private readonly List<(string Name, int Index)> _path = [];
+
         private bool Full => issues.Count >= MaxIssues;
+
+        private string At
+        {
+            get
+            {
+                var text = new StringBuilder();
+                foreach (var (name, index) in _path)
+                {
+                    if (index >= 0)
+                    {
+                        text.Append('[').Append(index.ToString(CultureInfo.InvariantCulture)).Append(']');
+                    }
+                    else
+                    {
+                        text.Append(text.Length > 0 ? "." : string.Empty).Append(name);
+                    }
+                }
+
+                return text.ToString();
+            }
+        }
 
         private void Issue(string message)
         {
             if (!Full)
             {
-                issues.Add(message);
+                issues.Add(At + ": " + message);
             }
         }
 
-        public void Object(JsonElement value, FhirJsonType type, string path, bool isResource)
+        private void Push(string name, int index = -1) => _path.Add((name, index));
+
+        private void Pop() => _path.RemoveAt(_path.Count - 1);
+
+        public void Resource(JsonElement value, FhirJsonType type, string name)
+        {
+            Push(name);
+            Object(value, type, isResource: true);
+            Pop();
+        }
+
+        private void Object(JsonElement value, FhirJsonType type, bool isResource)
         {
             foreach (var property in value.EnumerateObject())
             {
@@ -167,91 +204,95 @@ public sealed partial class JsonResource : IDisposable
                 }
 
                 var name = property.Name;
-                var at = path + "." + name;
                 if (isResource && name == "resourceType")
                 {
                     continue;
                 }
 
+                Push(name);
                 if (name.Length > 1 && name[0] == '_')
                 {
-                    Companion(property.Value, type, name[1..], at);
-                    continue;
+                    Companion(property.Value, type, name[1..]);
                 }
-
-                if (type.Element(name) is { } element)
+                else if (type.Element(name) is { } element)
                 {
                     if (element.IsChoice)
                     {
-                        Issue($"{at}: the choice element '{name}[x]' needs its type in the name (for example '{name}String').");
-                        continue;
+                        Issue($"the choice element '{name}[x]' needs its type in the name (for example '{name}String').");
                     }
-
-                    Values(property.Value, element, element.IsResource ? null : element.Type, at);
+                    else
+                    {
+                        Values(property.Value, element, element.IsResource ? null : element.Type);
+                    }
                 }
                 else if (type.ChoiceElement(name) is { } choice)
                 {
-                    Values(property.Value, choice.Element, choice.Type, at);
+                    Values(property.Value, choice.Element, choice.Type);
                 }
                 else
                 {
-                    Issue($"{at}: '{name}' is not an element of {type.Name}.");
+                    Issue($"'{name}' is not an element of {type.Name}.");
                 }
+
+                Pop();
             }
         }
 
         /// <summary><c>_name</c>: the id and extensions of primitive element <c>name</c>.</summary>
-        private void Companion(JsonElement value, FhirJsonType owner, string name, string at)
+        private void Companion(JsonElement value, FhirJsonType owner, string name)
         {
             var element = owner.Element(name);
             var type = element is { IsChoice: false, IsResource: false } ? element.Type : owner.ChoiceElement(name)?.Type;
             if (type is not { IsPrimitive: true })
             {
-                Issue($"{at}: '{name}' is not a primitive element of {owner.Name}.");
+                Issue($"'{name}' is not a primitive element of {owner.Name}.");
                 return;
             }
 
-            var element2 = FhirJsonType.ForName("Element")!;
             if (value.ValueKind == JsonValueKind.Array && (element?.IsCollection ?? false))
             {
                 var i = 0;
                 foreach (var item in value.EnumerateArray())
                 {
+                    Push(name, i++);
                     if (item.ValueKind == JsonValueKind.Object)
                     {
-                        Object(item, element2, $"{at}[{i}]", isResource: false);
+                        Object(item, s_element, isResource: false);
                     }
                     else if (item.ValueKind != JsonValueKind.Null)
                     {
-                        Issue($"{at}[{i}]: expected an object or null.");
+                        Issue("expected an object or null.");
                     }
 
-                    i++;
+                    Pop();
                 }
             }
             else if (value.ValueKind == JsonValueKind.Object)
             {
-                Object(value, element2, at, isResource: false);
+                Object(value, s_element, isResource: false);
             }
             else
             {
-                Issue($"{at}: expected {(element?.IsCollection ?? false ? "an array" : "an object")}.");
+                Issue($"expected {(element?.IsCollection ?? false ? "an array" : "an object")}.");
             }
         }
 
-        private void Values(JsonElement value, FhirJsonElement element, FhirJsonType? type, string at)
+        /// <summary>What a primitive's companion holds: <c>id</c> and <c>extension</c>.</summary>
+        private static readonly FhirJsonType s_element = FhirJsonType.ForName("Element")!;
+
+        private void Values(JsonElement value, FhirJsonElement element, FhirJsonType? type)
         {
             if (element.IsCollection)
             {
                 if (value.ValueKind != JsonValueKind.Array)
                 {
-                    Issue($"{at}: '{element.Name}' repeats, so its value must be an array.");
+                    Issue($"'{element.Name}' repeats, so its value must be an array.");
                     return;
                 }
 
                 if (value.GetArrayLength() == 0)
                 {
-                    Issue($"{at}: an array must not be empty (leave the element out instead).");
+                    Issue("an array must not be empty (leave the element out instead).");
                     return;
                 }
 
@@ -261,7 +302,9 @@ public sealed partial class JsonResource : IDisposable
                     // null stands for a primitive that only has an id or extensions (in the companion array).
                     if (!(item.ValueKind == JsonValueKind.Null && type is { IsPrimitive: true }))
                     {
-                        One(item, type, $"{at}[{i}]");
+                        Push(string.Empty, i);
+                        One(item, type);
+                        Pop();
                     }
 
                     i++;
@@ -269,15 +312,15 @@ public sealed partial class JsonResource : IDisposable
             }
             else if (value.ValueKind == JsonValueKind.Array)
             {
-                Issue($"{at}: '{element.Name}' does not repeat, so its value must not be an array.");
+                Issue($"'{element.Name}' does not repeat, so its value must not be an array.");
             }
             else
             {
-                One(value, type, at);
+                One(value, type);
             }
         }
 
-        private void One(JsonElement value, FhirJsonType? type, string at)
+        private void One(JsonElement value, FhirJsonType? type)
         {
             if (type is null)
             {
@@ -285,55 +328,55 @@ public sealed partial class JsonResource : IDisposable
                 if (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String
                     || FhirJsonType.ForName(rt.GetString()!) is not { IsResource: true } resourceType)
                 {
-                    Issue($"{at}: expected a resource with a known 'resourceType'.");
+                    Issue("expected a resource with a known 'resourceType'.");
                     return;
                 }
 
-                Object(value, resourceType, at, isResource: true);
+                Object(value, resourceType, isResource: true);
                 return;
             }
 
             if (type.IsPrimitive)
             {
-                Primitive(value, type, at);
+                Primitive(value, type);
             }
             else if (value.ValueKind == JsonValueKind.Object)
             {
-                Object(value, type, at, isResource: false);
+                Object(value, type, isResource: false);
             }
             else
             {
-                Issue($"{at}: a {type.Name} must be a JSON object.");
+                Issue($"a {type.Name} must be a JSON object.");
             }
         }
 
-        private void Primitive(JsonElement value, FhirJsonType type, string at)
+        private void Primitive(JsonElement value, FhirJsonType type)
         {
             var clr = type.ValueClr!;
             if (clr == typeof(bool))
             {
                 if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
                 {
-                    Issue($"{at}: a boolean must be true or false.");
+                    Issue($"a boolean must be true or false.");
                 }
             }
             else if (clr == typeof(int) || clr == typeof(long))
             {
                 if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var n) || (clr == typeof(int) && n is < int.MinValue or > int.MaxValue))
                 {
-                    Issue($"{at}: an {type.Name} must be a JSON whole number.");
+                    Issue($"an {type.Name} must be a JSON whole number.");
                 }
             }
             else if (clr == typeof(decimal))
             {
                 if (value.ValueKind != JsonValueKind.Number || !value.TryGetDecimal(out _))
                 {
-                    Issue($"{at}: a decimal must be a JSON number.");
+                    Issue($"a decimal must be a JSON number.");
                 }
             }
             else if (value.ValueKind != JsonValueKind.String)
             {
-                Issue($"{at}: a {type.Name} must be a JSON string.");
+                Issue($"a {type.Name} must be a JSON string.");
             }
             else
             {
@@ -348,7 +391,7 @@ public sealed partial class JsonResource : IDisposable
                 };
                 if (!valid)
                 {
-                    Issue($"{at}: '{text}' is not a valid {type.Name}.");
+                    Issue($"'{text}' is not a valid {type.Name}.");
                 }
             }
         }

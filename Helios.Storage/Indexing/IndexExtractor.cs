@@ -8,6 +8,8 @@ namespace Helios.Storage.Indexing;
 /// <summary>Extracts the search index rows and patient compartment membership of one resource.</summary>
 public sealed class IndexExtractor(SearchParameterRegistry registry)
 {
+    public SearchParameterRegistry Registry => registry;
+
     public IndexEntries Extract(Resource resource)
     {
         ArgumentNullException.ThrowIfNull(resource);

@@ -13,11 +13,15 @@ namespace Helios.Storage.Loading;
 /// <summary>
 /// The fast load path: NDJSON (optionally gzipped) in, resources out to the store in large batches. Parsing and
 /// index extraction of batch N+1 run on all cores while batch N is being written.
-/// Each line is parsed structurally (unknown elements and wrong JSON kinds are refused); a bad line is reported and
-/// skipped, the rest of its batch still loads.
+/// Lines stay UTF-8 bytes; each is checked structurally against the FHIR model straight on the JSON (unknown
+/// elements, wrong JSON kinds, malformed dates and ids are refused) and indexed without building SDK objects
+/// (<see cref="JsonResource"/>, <see cref="JsonIndexExtractor"/>); the stored text is the line's own JSON with the
+/// assigned meta. A bad line is reported and skipped, the rest of its batch still loads.
 /// </summary>
 public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extractor)
 {
+    private readonly JsonIndexExtractor _jsonExtractor = new(extractor.Registry);
+
     public int BatchSize { get; init; } = 5000;
 
     /// <summary>When set, the search and history indexes are dropped for the load and rebuilt once at the end
@@ -62,7 +66,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
         return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(stream, CompressionMode.Decompress) : stream;
     }
 
-    private static async IAsyncEnumerable<(string Source, long Line, string Text)> ReadLinesAsync(
+    private static async IAsyncEnumerable<(string Source, long Line, ReadOnlyMemory<byte> Utf8)> ReadLinesAsync(
         List<string> files, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         foreach (var file in files)
@@ -75,22 +79,81 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
         }
     }
 
-    public static async IAsyncEnumerable<(string Source, long Line, string Text)> ReadLinesAsync(
+    /// <summary>Splits a stream into its non-blank lines as UTF-8 bytes (no decoding: the JSON parser reads UTF-8).
+    /// A leading byte order mark and trailing carriage returns are dropped.</summary>
+    public static async IAsyncEnumerable<(string Source, long Line, ReadOnlyMemory<byte> Utf8)> ReadLinesAsync(
         Stream stream, string source, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var reader = new StreamReader(stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+        ArgumentNullException.ThrowIfNull(stream);
+        var buffer = new byte[1 << 20];
+        int start = 0, end = 0;
         long number = 0;
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        var first = true;
+        while (true)
         {
-            number++;
-            if (!string.IsNullOrWhiteSpace(line))
+            var read = await stream.ReadAsync(buffer.AsMemory(end), cancellationToken);
+            end += read;
+            if (first && end >= 3)
             {
-                yield return (source, number, line);
+                first = false;
+                if (buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF)
+                {
+                    start = 3;
+                }
             }
+
+            while (true)
+            {
+                var newline = buffer.AsSpan(start, end - start).IndexOf((byte)'\n');
+                if (newline < 0)
+                {
+                    break;
+                }
+
+                number++;
+                if (Line(buffer.AsSpan(start, newline)) is { } line)
+                {
+                    yield return (source, number, line);
+                }
+
+                start += newline + 1;
+            }
+
+            if (read == 0)
+            {
+                if (start < end)
+                {
+                    number++;
+                    if (Line(buffer.AsSpan(start, end - start)) is { } last)
+                    {
+                        yield return (source, number, last);
+                    }
+                }
+
+                yield break;
+            }
+
+            // Keep the unfinished line at the front; grow when one line is larger than the buffer.
+            if (start > 0)
+            {
+                buffer.AsSpan(start, end - start).CopyTo(buffer);
+                end -= start;
+                start = 0;
+            }
+            else if (end == buffer.Length)
+            {
+                Array.Resize(ref buffer, buffer.Length * 2);
+            }
+        }
+
+        static byte[]? Line(ReadOnlySpan<byte> span)
+        {
+            span = span.TrimEnd((byte)'\r');
+            return span.Trim(" \t"u8).IsEmpty ? null : span.ToArray();
         }
     }
 
-    public async Task<Result> LoadAsync(IAsyncEnumerable<(string Source, long Line, string Text)> lines, CancellationToken cancellationToken)
+    public async Task<Result> LoadAsync(IAsyncEnumerable<(string Source, long Line, ReadOnlyMemory<byte> Utf8)> lines, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
         if (DeferIndexesOf is { } schema)
@@ -118,7 +181,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
 
         try
         {
-            var pending = new List<(string Source, long Line, string Text)>(BatchSize);
+            var pending = new List<(string Source, long Line, ReadOnlyMemory<byte> Utf8)>(BatchSize);
             await foreach (var line in lines.WithCancellation(cancellationToken))
             {
                 pending.Add(line);
@@ -128,7 +191,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
                     var prepared = Prepare(pending, errors);
                     prepareTicks += Stopwatch.GetTimestamp() - prepareStarted;
                     await channel.Writer.WriteAsync(prepared, cancellationToken);
-                    pending = new List<(string, long, string)>(BatchSize);
+                    pending = new List<(string, long, ReadOnlyMemory<byte>)>(BatchSize);
                 }
             }
 
@@ -159,26 +222,32 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
         return new Result(loaded, errors.Count, errors, stopwatch.Elapsed, Stopwatch.GetElapsedTime(0, prepareTicks), Stopwatch.GetElapsedTime(0, writeTicks));
     }
 
-    private List<PreparedResource> Prepare(List<(string Source, long Line, string Text)> lines, List<LineError> errors)
+    private List<PreparedResource> Prepare(List<(string Source, long Line, ReadOnlyMemory<byte> Utf8)> lines, List<LineError> errors)
     {
         var prepared = new PreparedResource?[lines.Count];
         var failures = new LineError?[lines.Count];
         Parallel.For(0, lines.Count, i =>
         {
-            var (source, number, text) = lines[i];
+            var (source, number, utf8) = lines[i];
             try
             {
-                var resource = FhirJson.ParseResource(Encoding.UTF8.GetBytes(text), strict: false);
-                if (string.IsNullOrEmpty(resource.Id))
+                using var json = JsonResource.TryParse(utf8, out var issues);
+                if (json is null)
                 {
-                    resource.Id = Guid.NewGuid().ToString();
+                    failures[i] = new LineError(source, number, string.Join("; ", issues.Take(3)));
+                    return;
                 }
 
-                prepared[i] = new PreparedResource(resource, extractor.Extract(resource));
+                prepared[i] = new PreparedResource(json, _jsonExtractor.Extract(json));
             }
             catch (FhirParseException ex)
             {
+                // From the SDK's parse for the few expressions outside the compiled subset.
                 failures[i] = new LineError(source, number, string.Join("; ", ex.Issues.Take(3)));
+            }
+            catch (Exception ex) when (ex is FormatException or InvalidOperationException or ArgumentException)
+            {
+                failures[i] = new LineError(source, number, $"The resource could not be indexed: {ex.Message}");
             }
         });
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using Helios.Storage.Indexing;
 using Helios.Storage.Sql;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Helios.Storage.Postgres;
 
@@ -52,6 +51,37 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         }
 
         await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Builds the secondary indexes on as many connections as there are cores, one table's indexes per
+    /// group (PostgreSQL builds indexes of different tables at once). Each group holds its own advisory lock, so
+    /// instances starting together build each index once.</summary>
+    public override async Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken)
+    {
+        var groups = Schema.SecondaryIndexes(postgres: true)
+            .GroupBy(i => i.Definition[..i.Definition.IndexOf(' ', StringComparison.Ordinal)], StringComparer.Ordinal)
+            .Select(g => g.Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}").ToList())
+            .OrderByDescending(g => g.Count)
+            .ToList();
+        var lanes = Math.Clamp(Environment.ProcessorCount, 1, groups.Count);
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, lanes).Select(_ => Task.Run(async () =>
+        {
+            int index;
+            while ((index = Interlocked.Increment(ref next)) < groups.Count)
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await Exec(connection, transaction, $"SELECT pg_advisory_xact_lock({MigrationLockKey + 1 + index})", cancellationToken);
+                await Exec(connection, transaction, "SET LOCAL maintenance_work_mem = '256MB'", cancellationToken);
+                foreach (var statement in groups[index])
+                {
+                    await Exec(connection, transaction, statement, cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+            }
+        }, cancellationToken)));
     }
 
     private static async Task Exec(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
@@ -124,7 +154,9 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
     {
         var result = new Dictionary<(string, string), CurrentVersion>(keys.Count);
         await using var command = new NpgsqlCommand(
-            "SELECT r.res_type, r.res_id, r.seq, r.version, r.deleted FROM resources r JOIN unnest(@t, @i) AS k(t, i) ON r.res_type = k.t AND r.res_id = k.i WHERE r.next_seq IS NULL",
+            // LATERAL: one probe of the current-version index per key, whatever the planner thinks of the table's size.
+            "SELECT r.res_type, r.res_id, r.seq, r.version, r.deleted FROM unnest(@t, @i) AS k(t, i) CROSS JOIN LATERAL " +
+            "(SELECT x.res_type, x.res_id, x.seq, x.version, x.deleted FROM resources x WHERE x.res_type = k.t AND x.res_id = k.i AND x.next_seq IS NULL) r",
             (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
         command.Parameters.Add(new NpgsqlParameter<string[]>("t", keys.Select(k => k.Type).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<string[]>("i", keys.Select(k => k.Id).ToArray()));
@@ -137,117 +169,111 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         return result;
     }
 
+    /// <summary>One binary COPY per table, encoded by <see cref="BinaryCopyWriter"/> (no per-field awaits).</summary>
     protected override async Task InsertRowsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<NewVersion> rows, CancellationToken cancellationToken)
     {
         var c = (NpgsqlConnection)connection;
-        await using (var w = await c.BeginBinaryImportAsync("COPY resources (seq, res_type, res_id, version, last_updated, deleted, next_seq, json) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        await Copy<NewVersion>(c, "resources (seq, res_type, res_id, version, last_updated, deleted, next_seq, json)", rows, static r => [r], static (w, row, _) =>
         {
-            foreach (var row in rows)
-            {
-                await w.StartRowAsync(cancellationToken);
-                await w.WriteAsync(row.Seq, NpgsqlDbType.Bigint, cancellationToken);
-                await w.WriteAsync(row.Type, NpgsqlDbType.Text, cancellationToken);
-                await w.WriteAsync(row.Id, NpgsqlDbType.Text, cancellationToken);
-                await w.WriteAsync(row.Version, NpgsqlDbType.Integer, cancellationToken);
-                await w.WriteAsync(row.LastUpdated, NpgsqlDbType.Bigint, cancellationToken);
-                await w.WriteAsync(row.Deleted ? 1 : 0, NpgsqlDbType.Integer, cancellationToken);
-                if (row.NextSeq is { } next)
-                {
-                    await w.WriteAsync(next, NpgsqlDbType.Bigint, cancellationToken);
-                }
-                else
-                {
-                    await w.WriteNullAsync(cancellationToken);
-                }
-
-                await w.WriteAsync(row.Json, NpgsqlDbType.Text, cancellationToken);
-            }
-
-            await w.CompleteAsync(cancellationToken);
-        }
+            w.StartRow(8);
+            w.Write(row.Seq);
+            w.Write(row.Type);
+            w.Write(row.Id);
+            w.Write(row.Version);
+            w.Write(row.LastUpdated);
+            w.Write(row.Deleted ? 1 : 0);
+            w.Write(row.NextSeq);
+            w.Write(row.Json);
+        }, cancellationToken);
 
         var live = rows.Where(r => !r.Deleted && r.Index is not null).ToList();
-        await Copy(c, "idx_token (seq, res_type, param, system, code)", live, r => r.Index!.Tokens, async (w, row, e, ct) =>
+        await Copy(c, "idx_token (seq, res_type, param, system, code)", live, static r => r.Index!.Tokens, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await WriteNullable(w, e.System, ct);
-            await WriteNullable(w, e.Code, ct);
+            Start(w, 5, row);
+            w.Write(e.Param);
+            w.Write(e.System);
+            w.Write(e.Code);
         }, cancellationToken);
-        await Copy(c, "idx_string (seq, res_type, param, normalized, exact)", live, r => r.Index!.Strings, async (w, row, e, ct) =>
+        await Copy(c, "idx_string (seq, res_type, param, normalized, exact)", live, static r => r.Index!.Strings, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await w.WriteAsync(e.Normalized, NpgsqlDbType.Text, ct);
-            await w.WriteAsync(e.Exact, NpgsqlDbType.Text, ct);
+            Start(w, 5, row);
+            w.Write(e.Param);
+            w.Write(e.Normalized);
+            w.Write(e.Exact);
         }, cancellationToken);
-        await Copy(c, "idx_reference (seq, res_type, param, target_type, target_id)", live, r => r.Index!.References, async (w, row, e, ct) =>
+        await Copy(c, "idx_reference (seq, res_type, param, target_type, target_id)", live, static r => r.Index!.References, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await WriteNullable(w, e.TargetType, ct);
-            await w.WriteAsync(e.TargetId, NpgsqlDbType.Text, ct);
+            Start(w, 5, row);
+            w.Write(e.Param);
+            w.Write(e.TargetType);
+            w.Write(e.TargetId);
         }, cancellationToken);
-        await Copy(c, "idx_date (seq, res_type, param, low, high)", live, r => r.Index!.Dates, async (w, row, e, ct) =>
+        await Copy(c, "idx_date (seq, res_type, param, low, high)", live, static r => r.Index!.Dates, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await w.WriteAsync(e.Low, NpgsqlDbType.Bigint, ct);
-            await w.WriteAsync(e.High, NpgsqlDbType.Bigint, ct);
+            Start(w, 5, row);
+            w.Write(e.Param);
+            w.Write(e.Low);
+            w.Write(e.High);
         }, cancellationToken);
-        await Copy(c, "idx_number (seq, res_type, param, value)", live, r => r.Index!.Numbers, async (w, row, e, ct) =>
+        await Copy(c, "idx_number (seq, res_type, param, value)", live, static r => r.Index!.Numbers, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await w.WriteAsync((double)e.Value, NpgsqlDbType.Double, ct);
+            Start(w, 4, row);
+            w.Write(e.Param);
+            w.Write((double)e.Value);
         }, cancellationToken);
-        await Copy(c, "idx_quantity (seq, res_type, param, system, code, value)", live, r => r.Index!.Quantities, async (w, row, e, ct) =>
+        await Copy(c, "idx_quantity (seq, res_type, param, system, code, value)", live, static r => r.Index!.Quantities, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await WriteNullable(w, e.System, ct);
-            await WriteNullable(w, e.Code, ct);
-            await w.WriteAsync((double)e.Value, NpgsqlDbType.Double, ct);
+            Start(w, 6, row);
+            w.Write(e.Param);
+            w.Write(e.System);
+            w.Write(e.Code);
+            w.Write((double)e.Value);
         }, cancellationToken);
-        await Copy(c, "idx_uri (seq, res_type, param, value)", live, r => r.Index!.Uris, async (w, row, e, ct) =>
+        await Copy(c, "idx_uri (seq, res_type, param, value)", live, static r => r.Index!.Uris, static (w, row, e) =>
         {
-            await w.WriteAsync(e.Param, NpgsqlDbType.Text, ct);
-            await w.WriteAsync(e.Value, NpgsqlDbType.Text, ct);
+            Start(w, 4, row);
+            w.Write(e.Param);
+            w.Write(e.Value);
         }, cancellationToken);
-        await Copy(c, "compartment (seq, res_type, patient_id)", live, r => r.Index!.Compartments, async (w, row, patient, ct) =>
+        await Copy(c, "compartment (seq, res_type, patient_id)", live, static r => r.Index!.Compartments, static (w, row, patient) =>
         {
-            await w.WriteAsync(patient, NpgsqlDbType.Text, ct);
+            Start(w, 3, row);
+            w.Write(patient);
         }, cancellationToken);
     }
 
-    private static async Task WriteNullable(NpgsqlBinaryImporter writer, string? value, CancellationToken cancellationToken)
+    private static void Start(BinaryCopyWriter writer, short fields, NewVersion row)
     {
-        if (value is null)
-        {
-            await writer.WriteNullAsync(cancellationToken);
-        }
-        else
-        {
-            await writer.WriteAsync(value, NpgsqlDbType.Text, cancellationToken);
-        }
+        writer.StartRow(fields);
+        writer.Write(row.Seq);
+        writer.Write(row.Type);
     }
 
     private static async Task Copy<T>(
-        NpgsqlConnection connection, string target, List<NewVersion> rows, Func<NewVersion, IEnumerable<T>> entries,
-        Func<NpgsqlBinaryImporter, NewVersion, T, CancellationToken, Task> write, CancellationToken cancellationToken)
+        NpgsqlConnection connection, string target, IReadOnlyList<NewVersion> rows, Func<NewVersion, IEnumerable<T>> entries,
+        Action<BinaryCopyWriter, NewVersion, T> write, CancellationToken cancellationToken)
     {
         if (!rows.Any(r => entries(r).Any()))
         {
             return;
         }
 
-        await using var w = await connection.BeginBinaryImportAsync($"COPY {target} FROM STDIN (FORMAT BINARY)", cancellationToken);
+        await using var stream = await connection.BeginRawBinaryCopyAsync($"COPY {target} FROM STDIN (FORMAT BINARY)", cancellationToken);
+        var writer = new BinaryCopyWriter(stream);
+        writer.WriteHeader();
         foreach (var row in rows)
         {
             foreach (var entry in entries(row))
             {
-                await w.StartRowAsync(cancellationToken);
-                await w.WriteAsync(row.Seq, NpgsqlDbType.Bigint, cancellationToken);
-                await w.WriteAsync(row.Type, NpgsqlDbType.Text, cancellationToken);
-                await write(w, row, entry, cancellationToken);
+                write(writer, row, entry);
+                if (writer.ShouldFlush)
+                {
+                    await writer.FlushAsync(cancellationToken);
+                }
             }
         }
 
-        await w.CompleteAsync(cancellationToken);
+        await writer.CompleteAsync(cancellationToken);
     }
 
     protected override async Task SupersedeAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> pairs, CancellationToken cancellationToken)

@@ -43,7 +43,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     public Task DropSecondaryIndexesAsync(CancellationToken cancellationToken) =>
         ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"DROP INDEX IF EXISTS {i.Name}").ToList(), cancellationToken);
 
-    public Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken) =>
+    public virtual Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken) =>
         ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}").ToList(), cancellationToken);
 
     /// <summary>Releases an in-process writer lock, if the dialect uses one.</summary>
@@ -54,18 +54,18 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     public async Task<IReadOnlyList<WriteOutcome>> WriteAsync(IReadOnlyList<ResourceWrite> writes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(writes);
-        var indexes = writes.Select(w => w.Resource is null ? null : extractor.Extract(w.Resource)).ToList();
-        return await WriteCoreAsync(writes, indexes, cancellationToken);
+        var prepared = writes.Select(w => w.Resource is null ? null : new PreparedResource(w.Resource, extractor.Extract(w.Resource))).ToList();
+        return await WriteCoreAsync(writes, prepared, cancellationToken);
     }
 
     public async Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var writes = batch.Select(b => ResourceWrite.Update(b.Resource)).ToList();
-        await WriteCoreAsync(writes, batch.Select(b => (IndexEntries?)b.Index).ToList(), cancellationToken);
+        var writes = batch.Select(b => new ResourceWrite(WriteKind.Update, b.Type, b.Id, b.Resource)).ToList();
+        await WriteCoreAsync(writes, batch, cancellationToken);
     }
 
-    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<IndexEntries?> indexes, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared, CancellationToken cancellationToken)
     {
         if (writes.Count == 0)
         {
@@ -114,7 +114,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
 
                 var seq = ++lastSeq;
                 var version = (existing?.Version ?? 0) + 1;
-                var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete, write.Resource, indexes[i]);
+                var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete ? null : prepared[i]);
                 rows.Add(row);
                 inBatch[seq] = row;
                 if (existing is not null)
@@ -168,17 +168,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     {
         static void One(NewVersion row)
         {
-            if (row.Resource is not { } resource)
-            {
-                row.Json = string.Empty;
-                return;
-            }
-
-            resource.Id = row.Id;
-            resource.Meta ??= new Meta();
-            resource.Meta.VersionId = row.Version.ToString(CultureInfo.InvariantCulture);
-            resource.Meta.LastUpdated = FhirDateRange.FromMicros(row.LastUpdated);
-            row.Json = FhirJson.Serialize(resource);
+            row.Json = row.Prepared is { } prepared ? prepared.Compose(row.Version, FhirDateRange.FromMicros(row.LastUpdated)) : string.Empty;
         }
 
         if (rows.Count < 64)
@@ -635,16 +625,17 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     protected internal sealed record CurrentVersion(long Seq, int Version, bool Deleted);
 
     /// <summary>A version about to be inserted.</summary>
-    protected internal sealed class NewVersion(long seq, string type, string id, int version, long lastUpdated, bool deleted, Resource? resource, IndexEntries? index)
+    protected internal sealed class NewVersion(long seq, string type, string id, int version, long lastUpdated, PreparedResource? prepared)
     {
         public long Seq { get; } = seq;
         public string Type { get; } = type;
         public string Id { get; } = id;
         public int Version { get; } = version;
         public long LastUpdated { get; } = lastUpdated;
-        public bool Deleted { get; } = deleted;
-        public Resource? Resource { get; } = resource;
-        public IndexEntries? Index { get; } = index;
+        /// <summary>A tombstone: no content, no index rows.</summary>
+        public bool Deleted => Prepared is null;
+        public PreparedResource? Prepared { get; } = prepared;
+        public IndexEntries? Index => Prepared?.Index;
         public string Json { get; set; } = string.Empty;
 
         /// <summary>Set when a later write of the same batch replaces this version.</summary>

@@ -120,6 +120,13 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
     protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
+        await using (var threads = connection.CreateCommand())
+        {
+            // Index builds sort with helper threads (SQLite's multi-threaded sorter).
+            threads.CommandText = $"PRAGMA threads={Math.Min(Environment.ProcessorCount, 8).ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+            await threads.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
         foreach (var statement in statements)
         {

@@ -288,6 +288,53 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NdjsonLoad_NamesThePathOfEachStructuralError_AndStoresTheLineWithAssignedMeta()
+    {
+        string[] lines =
+        [
+            "\uFEFF{\"resourceType\":\"Observation\",\"id\":\"ok-1\",\"meta\":{\"versionId\":\"77\",\"profile\":[\"http://example.org/p\"]},\"status\":\"final\",\"code\":{\"text\":\"x\"},\"valueQuantity\":{\"value\":1.50,\"unit\":\"kg\"}}\r",
+            "{\"resourceType\":\"Observation\",\"id\":\"bad-1\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"component\":[{\"code\":{\"text\":\"c\"},\"valueQuantity\":{\"value\":\"heavy\"}}]}",
+            "{\"resourceType\":\"Observation\",\"id\":\"bad-2\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"effectiveDateTime\":\"2020-13-45\"}",
+            "{\"resourceType\":\"Observation\",\"id\":\"bad-3\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"valuePotato\":1}",
+            "{\"resourceType\":\"Observation\",\"id\":\"bad/4\",\"status\":\"final\",\"code\":{\"text\":\"x\"}}",
+            "{\"resourceType\":\"Observation\",\"id\":\"bad-5\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"category\":{\"text\":\"not an array\"}}",
+            "{\"resourceType\":\"Observation\",\"id\":\"bad-6\",\"status\":\"final\",\"code\":{\"text\":\"x\"},\"contained\":[{\"resourceType\":\"Patient\",\"id\":\"c\",\"hair\":\"red\"}]}",
+            "{\"resourceType\":\"Starship\",\"id\":\"bad-7\"}",
+        ];
+        var loader = new NdjsonBulkLoader(Store, Extractor) { BatchSize = 3 };
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", lines)));
+        var result = await loader.LoadAsync(NdjsonBulkLoader.ReadLinesAsync(stream, "t.ndjson", Ct), Ct);
+
+        Assert.Equal(1, result.Loaded);
+        Assert.Equal([2L, 3L, 4L, 5L, 6L, 7L, 8L], result.Errors.Select(e => e.Line));
+        string[] expected =
+        [
+            "Observation.component[0].valueQuantity.value: a decimal must be a JSON number.",
+            "Observation.effectiveDateTime: '2020-13-45' is not a valid dateTime.",
+            "Observation.valuePotato: 'valuePotato' is not an element of Observation.",
+            "'bad/4' is not a valid FHIR id",
+            "Observation.category: 'category' repeats, so its value must be an array.",
+            "Observation.contained[0].hair: 'hair' is not an element of Patient.",
+            "Unknown resource type 'Starship'.",
+        ];
+        for (var i = 0; i < expected.Length; i++)
+        {
+            Assert.Contains(expected[i], result.Errors[i].Message, StringComparison.Ordinal);
+        }
+
+        var stored = await Store.ReadAsync("Observation", "ok-1", Ct);
+        Assert.NotNull(stored);
+        using var doc = JsonDocument.Parse(stored.Json);
+        var meta = doc.RootElement.GetProperty("meta");
+        Assert.Equal("1", meta.GetProperty("versionId").GetString());
+        Assert.Equal(stored.LastUpdated, DateTimeOffset.Parse(meta.GetProperty("lastUpdated").GetString()!, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("http://example.org/p", meta.GetProperty("profile")[0].GetString());
+        Assert.Equal("1.50", doc.RootElement.GetProperty("valueQuantity").GetProperty("value").GetRawText());
+        Assert.Equal(["ok-1"], await Ids("Observation", "value-quantity=1.5||kg"));
+        Assert.Null(await Store.ReadAsync("Observation", "bad-1", Ct));
+    }
+
+    [Fact]
     public async Task CopySnapshot_WritesTheStoredJsonAsNdjson_StopsAtTheByteBound_AndResumes()
     {
         await Store.WriteAsync(Enumerable.Range(0, 6).Select(i => ResourceWrite.Create(NewPatient($"cp-{i}", "Copy"))).ToList(), Ct);
