@@ -113,8 +113,8 @@ public sealed record KeyRange(long AfterSeq, long UpToSeq, long Rows);
 /// time) or the bulk path's checked JSON (the store splices its version and instant into the text).</summary>
 public sealed class PreparedResource
 {
-    private readonly string? _head;
-    private readonly string? _tail;
+    private readonly byte[]? _head;
+    private readonly byte[]? _tail;
 
     public PreparedResource(Resource resource, Indexing.IndexEntries index)
     {
@@ -144,8 +144,8 @@ public sealed class PreparedResource
 
     public Indexing.IndexEntries Index { get; }
 
-    /// <summary>The JSON text of this resource as version <paramref name="version"/> written at <paramref name="lastUpdated"/>.</summary>
-    public string Compose(int version, DateTimeOffset lastUpdated)
+    /// <summary>The JSON (UTF-8) of this resource as version <paramref name="version"/> written at <paramref name="lastUpdated"/>.</summary>
+    public byte[] Compose(int version, DateTimeOffset lastUpdated)
     {
         if (Resource is { } resource)
         {
@@ -153,7 +153,7 @@ public sealed class PreparedResource
             resource.Meta ??= new Meta();
             resource.Meta.VersionId = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
             resource.Meta.LastUpdated = lastUpdated;
-            return Fhir.FhirJson.Serialize(resource);
+            return Fhir.FhirJson.SerializeToUtf8(resource);
         }
 
         return Fhir.JsonResource.Compose(_head!, version, lastUpdated, _tail!);

@@ -120,4 +120,6 @@ public static class FhirJson
     }
 
     public static string Serialize(Resource resource) => JsonSerializer.Serialize(resource, SerializerOptions);
+
+    public static byte[] SerializeToUtf8(Resource resource) => JsonSerializer.SerializeToUtf8Bytes(resource, SerializerOptions);
 }

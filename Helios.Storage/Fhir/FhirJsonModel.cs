@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Frozen;
 using Hl7.Fhir.Introspection;
 using Hl7.Fhir.Model;
 
@@ -14,7 +15,8 @@ internal sealed class FhirJsonType
     private static readonly ConcurrentDictionary<string, FhirJsonType?> s_byName = new(StringComparer.Ordinal);
 
     private readonly ClassMapping _mapping;
-    private readonly ConcurrentDictionary<string, FhirJsonElement?> _elements = new(StringComparer.Ordinal);
+    private readonly FrozenDictionary<string, FhirJsonElement> _elements;
+    private readonly ConcurrentDictionary<string, (FhirJsonElement Element, FhirJsonType Type)?> _choices = new(StringComparer.Ordinal);
 
     private FhirJsonType(ClassMapping mapping)
     {
@@ -25,6 +27,7 @@ internal sealed class FhirJsonType
         IsResource = mapping.IsResource;
         IsQuantity = typeof(Quantity).IsAssignableFrom(Clr);
         EnumType = Clr.IsGenericType && Clr.GetGenericTypeDefinition() == typeof(Code<>) ? Clr.GetGenericArguments()[0] : null;
+        _elements = mapping.PropertyMappings.ToFrozenDictionary(p => p.Name, p => new FhirJsonElement(p), StringComparer.Ordinal);
     }
 
     /// <summary>The FHIR type name (<c>code</c> for bound codes, <c>Reference</c>, <c>dateTime</c>, ...).</summary>
@@ -54,12 +57,28 @@ internal sealed class FhirJsonType
             ?? throw new InvalidOperationException($"No FHIR class mapping for {t}.")));
 
     /// <summary>The element with this exact JSON name (not a choice's typed name), or null.</summary>
-    public FhirJsonElement? Element(string name) =>
-        _elements.GetOrAdd(name, static (n, mapping) => mapping.FindMappedElementByName(n) is { } pm ? new FhirJsonElement(pm) : null, _mapping);
+    public FhirJsonElement? Element(string name) => _elements.GetValueOrDefault(name);
 
     /// <summary>Resolves a typed choice name (<c>valueQuantity</c>) to its element and type; null when unknown or
     /// the type is not one the element allows.</summary>
     public (FhirJsonElement Element, FhirJsonType Type)? ChoiceElement(string jsonName)
+    {
+        if (_choices.TryGetValue(jsonName, out var known))
+        {
+            return known;
+        }
+
+        // Only names that resolve are remembered: input cannot grow the cache with made-up names.
+        var resolved = ResolveChoice(jsonName);
+        if (resolved is not null)
+        {
+            _choices.TryAdd(jsonName, resolved);
+        }
+
+        return resolved;
+    }
+
+    private (FhirJsonElement Element, FhirJsonType Type)? ResolveChoice(string jsonName)
     {
         if (_mapping.FindMappedElementByChoiceName(jsonName) is not { Choice: ChoiceType.DatatypeChoice } pm
             || jsonName.Length <= pm.Name.Length || !char.IsUpper(jsonName[pm.Name.Length]))

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -11,13 +12,13 @@ namespace Helios.Storage.Fhir;
 /// element of its type, choice suffixes must name an allowed type, arrays only where the element repeats, values of
 /// the right JSON kind, dates well formed, contained resources checked the same way), without building POCOs. The
 /// stored text is the input's own JSON with <c>id</c> and <c>meta</c> put first, so the store can splice in the
-/// version and timestamp it assigns (<see cref="Head"/> + version + <see cref="Middle"/> + instant + <see cref="Tail"/>).
+/// version and timestamp it assigns (<see cref="Head"/> + version + <c>","lastUpdated":"</c> + instant + <see cref="Tail"/>).
 /// </summary>
 public sealed partial class JsonResource : IDisposable
 {
     private const int MaxIssues = 5;
 
-    private JsonResource(JsonDocument document, string type, string id, string head, string tail)
+    private JsonResource(JsonDocument document, string type, string id, byte[] head, byte[] tail)
     {
         Document = document;
         Type = type;
@@ -34,20 +35,35 @@ public sealed partial class JsonResource : IDisposable
 
     public string Id { get; }
 
-    /// <summary>Text before the version id (ends with <c>"versionId":"</c>).</summary>
-    public string Head { get; }
+    /// <summary>UTF-8 text before the version id (ends with <c>"versionId":"</c>).</summary>
+    public byte[] Head { get; }
+
+    /// <summary>UTF-8 text after the instant (starts with the instant's closing quote).</summary>
+    public byte[] Tail { get; }
 
     /// <summary>Between the version id and the instant.</summary>
-    public const string Middle = "\",\"lastUpdated\":\"";
+    private static ReadOnlySpan<byte> Middle => "\",\"lastUpdated\":\""u8;
 
-    /// <summary>Text after the instant (starts with the closing quote).</summary>
-    public string Tail { get; }
+    /// <summary>The stored JSON (UTF-8) for a version written at <paramref name="lastUpdated"/>.</summary>
+    public byte[] Compose(int version, DateTimeOffset lastUpdated) => Compose(Head, version, lastUpdated, Tail);
 
-    /// <summary>The stored JSON for a version written at <paramref name="lastUpdated"/>.</summary>
-    public string Compose(int version, DateTimeOffset lastUpdated) => Compose(Head, version, lastUpdated, Tail);
-
-    internal static string Compose(string head, int version, DateTimeOffset lastUpdated, string tail) =>
-        string.Concat(head, version.ToString(CultureInfo.InvariantCulture), Middle, Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated), tail);
+    internal static byte[] Compose(byte[] head, int version, DateTimeOffset lastUpdated, byte[] tail)
+    {
+        Span<byte> versionText = stackalloc byte[11];
+        version.TryFormat(versionText, out var versionLength, provider: CultureInfo.InvariantCulture);
+        var instant = Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated);
+        var result = new byte[head.Length + versionLength + Middle.Length + instant.Length + tail.Length];
+        var at = 0;
+        head.CopyTo(result, at);
+        at += head.Length;
+        versionText[..versionLength].CopyTo(result.AsSpan(at));
+        at += versionLength;
+        Middle.CopyTo(result.AsSpan(at));
+        at += Middle.Length;
+        at += Encoding.ASCII.GetBytes(instant, result.AsSpan(at));
+        tail.CopyTo(result, at);
+        return result;
+    }
 
     public void Dispose() => Document.Dispose();
 
@@ -87,11 +103,9 @@ public sealed partial class JsonResource : IDisposable
 
             new Checker(issues).Resource(root, resourceType, type);
             string id;
-            string idJson;
             if (root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String)
             {
                 id = idElement.GetString()!;
-                idJson = idElement.GetRawText();
                 if (!IdPattern().IsMatch(id))
                 {
                     issues.Add($"{type}.id: '{id}' is not a valid FHIR id (1 to 64 of A-Z, a-z, 0-9, '-' and '.').");
@@ -100,7 +114,6 @@ public sealed partial class JsonResource : IDisposable
             else
             {
                 id = Guid.NewGuid().ToString();
-                idJson = "\"" + id + "\"";
             }
 
             if (issues.Count > 0)
@@ -108,7 +121,7 @@ public sealed partial class JsonResource : IDisposable
                 return null;
             }
 
-            var (head, tail) = Template(root, type, idJson);
+            var (head, tail) = Template(utf8.Span, type, id);
             var result = new JsonResource(document, type, id, head, tail);
             document = null!;
             return result;
@@ -119,31 +132,58 @@ public sealed partial class JsonResource : IDisposable
         }
     }
 
-    private static (string Head, string Tail) Template(JsonElement root, string type, string idJson)
+    /// <summary>Cuts the input around a new <c>meta</c>: the head names type and id, the tail holds the input's
+    /// other meta elements and every other top-level element, copied as raw UTF-8 slices of the input.</summary>
+    private static (byte[] Head, byte[] Tail) Template(ReadOnlySpan<byte> utf8, string type, string id)
     {
-        var head = string.Concat("{\"resourceType\":\"", type, "\",\"id\":", idJson, ",\"meta\":{\"versionId\":\"");
-        var tail = new StringBuilder(root.GetRawText().Length + 32).Append('"');
-        if (root.TryGetProperty("meta", out var meta) && meta.ValueKind == JsonValueKind.Object)
+        // The id is a FHIR id (checked), so it needs no escaping.
+        var head = Encoding.UTF8.GetBytes(string.Concat("{\"resourceType\":\"", type, "\",\"id\":\"", id, "\",\"meta\":{\"versionId\":\""));
+        var tail = new ArrayBufferWriter<byte>(utf8.Length + 8);
+        tail.Write("\""u8);
+        var others = new List<System.Range>();
+        var reader = new Utf8JsonReader(utf8);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            foreach (var property in meta.EnumerateObject())
+            var start = (int)reader.TokenStartIndex;
+            var skip = reader.ValueTextEquals("resourceType"u8) || reader.ValueTextEquals("id"u8);
+            var isMeta = reader.ValueTextEquals("meta"u8);
+            reader.Read();
+            if (isMeta && reader.TokenType == JsonTokenType.StartObject)
             {
-                if (property.Name is not ("versionId" or "lastUpdated" or "_versionId" or "_lastUpdated"))
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
-                    tail.Append(",\"").Append(property.Name).Append("\":").Append(property.Value.GetRawText());
+                    var metaStart = (int)reader.TokenStartIndex;
+                    var assigned = reader.ValueTextEquals("versionId"u8) || reader.ValueTextEquals("lastUpdated"u8)
+                        || reader.ValueTextEquals("_versionId"u8) || reader.ValueTextEquals("_lastUpdated"u8);
+                    reader.Read();
+                    reader.Skip();
+                    if (!assigned)
+                    {
+                        tail.Write(","u8);
+                        tail.Write(utf8[metaStart..(int)reader.BytesConsumed]);
+                    }
                 }
-            }
-        }
 
-        tail.Append('}');
-        foreach (var property in root.EnumerateObject())
-        {
-            if (property.Name is not ("resourceType" or "id" or "meta"))
+                continue;
+            }
+
+            reader.Skip();
+            if (!skip && !isMeta)
             {
-                tail.Append(",\"").Append(property.Name).Append("\":").Append(property.Value.GetRawText());
+                others.Add(start..(int)reader.BytesConsumed);
             }
         }
 
-        return (head, tail.Append('}').ToString());
+        tail.Write("}"u8);
+        foreach (var range in others)
+        {
+            tail.Write(","u8);
+            tail.Write(utf8[range]);
+        }
+
+        tail.Write("}"u8);
+        return (head, tail.WrittenSpan.ToArray());
     }
 
     /// <summary>The structural walk. Paths in issues read like FHIRPath (<c>Observation.component[1].valueQuantity</c>).</summary>

@@ -88,6 +88,15 @@ internal sealed class BinaryCopyWriter(Stream stream)
         _filled += 4 + length;
     }
 
+    /// <summary>A text field from UTF-8 bytes (the connection's client encoding is UTF-8).</summary>
+    public void WriteUtf8Text(ReadOnlySpan<byte> utf8)
+    {
+        Ensure(4 + utf8.Length);
+        Int32(utf8.Length);
+        utf8.CopyTo(_buffer.AsSpan(_filled));
+        _filled += utf8.Length;
+    }
+
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         if (_filled > 0)

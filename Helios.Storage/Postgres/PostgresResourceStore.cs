@@ -183,7 +183,7 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
             w.Write(row.LastUpdated);
             w.Write(row.Deleted ? 1 : 0);
             w.Write(row.NextSeq);
-            w.Write(row.Json);
+            w.WriteUtf8Text(row.Utf8Json);
         }, cancellationToken);
 
         var live = rows.Where(r => !r.Deleted && r.Index is not null).ToList();

@@ -168,7 +168,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     {
         static void One(NewVersion row)
         {
-            row.Json = row.Prepared is { } prepared ? prepared.Compose(row.Version, FhirDateRange.FromMicros(row.LastUpdated)) : string.Empty;
+            row.Utf8Json = row.Prepared is { } prepared ? prepared.Compose(row.Version, FhirDateRange.FromMicros(row.LastUpdated)) : [];
         }
 
         if (rows.Count < 64)
@@ -636,7 +636,10 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         public bool Deleted => Prepared is null;
         public PreparedResource? Prepared { get; } = prepared;
         public IndexEntries? Index => Prepared?.Index;
-        public string Json { get; set; } = string.Empty;
+        /// <summary>The stored JSON as UTF-8 (empty for a tombstone), written to the database without re-encoding.</summary>
+        public byte[] Utf8Json { get; set; } = [];
+
+        public string Json => System.Text.Encoding.UTF8.GetString(Utf8Json);
 
         /// <summary>Set when a later write of the same batch replaces this version.</summary>
         public long? NextSeq { get; set; }

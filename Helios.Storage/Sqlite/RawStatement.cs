@@ -36,6 +36,13 @@ internal sealed class RawStatement : IDisposable
         return this;
     }
 
+    /// <summary>Binds UTF-8 bytes as TEXT (no UTF-16 round trip).</summary>
+    public RawStatement BindUtf8Text(int index, ReadOnlySpan<byte> utf8)
+    {
+        Check(raw.sqlite3_bind_text(_statement, index, utf8));
+        return this;
+    }
+
     public RawStatement Bind(int index, long? value) => value is { } v ? Bind(index, v) : BindNull(index);
 
     public RawStatement BindNull(int index)

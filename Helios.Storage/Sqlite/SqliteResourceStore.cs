@@ -210,7 +210,7 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         {
             cancellationToken.ThrowIfCancellationRequested();
             resource.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, row.Id).Bind(4, row.Version).Bind(5, row.LastUpdated)
-                .Bind(6, row.Deleted ? 1L : 0L).Bind(7, row.NextSeq).Bind(8, row.Json).Execute();
+                .Bind(6, row.Deleted ? 1L : 0L).Bind(7, row.NextSeq).BindUtf8Text(8, row.Utf8Json).Execute();
             if (row.Deleted || row.Index is not { } index)
             {
                 continue;

@@ -84,7 +84,7 @@ return;
 
 static void Report(string backend, long lines, TimeSpan raw, NdjsonBulkLoader.Result result) =>
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{backend,-9} helios load: {result.Loaded} in {result.Elapsed.TotalSeconds,6:F1} s = {result.ResourcesPerSecond,8:F0} resources/s | raw insert of the same rows: {raw.TotalSeconds,6:F1} s = {lines / raw.TotalSeconds,8:F0} rows/s | ratio {result.Elapsed / raw:F2}x | rejected {result.Failed} | prepare {result.PrepareTime.TotalSeconds:F1} s, write {result.WriteTime.TotalSeconds:F1} s"));
+        $"{backend,-9} helios load: {result.Loaded} in {result.Elapsed.TotalSeconds,6:F1} s = {result.ResourcesPerSecond,8:F0} resources/s | raw insert of the same rows: {raw.TotalSeconds,6:F1} s = {lines / raw.TotalSeconds,8:F0} rows/s | ratio {result.Elapsed / raw:F2}x | rejected {result.Failed} | prepare {result.PrepareTime.TotalSeconds:F1} s, write {result.WriteTime.TotalSeconds:F1} s, index build {result.IndexBuildTime.TotalSeconds:F1} s"));
 
 static TimeSpan Time(Action action)
 {
