@@ -206,7 +206,7 @@ public sealed class IndexExtractor(SearchParameterRegistry registry)
         }
     }
 
-    private static void AddStringValue(IndexEntries entries, string name, string? text)
+    internal static void AddStringValue(IndexEntries entries, string name, string? text)
     {
         if (string.IsNullOrWhiteSpace(text))
         {

@@ -231,16 +231,7 @@ public sealed class JsonIndexExtractor(SearchParameterRegistry registry)
                 break;
         }
 
-        static void Add(IndexEntries entries, string name, string? text)
-        {
-            if (string.IsNullOrWhiteSpace(text))
-            {
-                return;
-            }
-
-            var exact = text.Length > 256 ? text[..256] : text;
-            entries.Strings.Add(new StringEntry(name, IndexExtractor.Normalize(exact), exact));
-        }
+        static void Add(IndexEntries entries, string name, string? text) => IndexExtractor.AddStringValue(entries, name, text);
     }
 
     private static void AddReference(IndexEntries entries, string name, JsonNode value)
