@@ -125,7 +125,9 @@ public static class ExportEndpoints
         var files = await jobs.GetFilesAsync(jobId, ct);
         var fileStore = context.RequestServices.GetRequiredService<IExportFileStore>();
         var direct = options.DirectDownloadUrls && fileStore.CanPresign;
-        var requiresToken = !direct && await AuthenticationEnabledAsync(context);
+        // Files served by the Api are admitted exactly as $export is (the same token, when auth is configured);
+        // presigned URLs need none.
+        var requiresToken = !direct;
         var baseUrl = FhirHttp.BaseUrl(context);
         async Task<string> UrlAsync(ExportFile file) => direct
             ? (await fileStore.GetPresignedUrlAsync(jobId, file.FileName, options.PresignedUrlLifetime, ct)).AbsoluteUri
@@ -246,10 +248,6 @@ public static class ExportEndpoints
 
     private static FhirOperationException NotFound(string jobId) =>
         new(404, $"There is no export '{jobId}': it never existed, was cancelled, or expired and was deleted.", OperationOutcome.IssueType.NotFound);
-
-    private static async Task<bool> AuthenticationEnabledAsync(HttpContext context) =>
-        context.RequestServices.GetService<IAuthenticationSchemeProvider>() is { } schemes &&
-        await schemes.GetDefaultAuthenticateSchemeAsync() is not null;
 
     /// <summary>The client the export belongs to: the token's client_id when authentication is on.</summary>
     private static string ClientId(HttpContext context) =>

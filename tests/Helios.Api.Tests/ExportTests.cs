@@ -43,6 +43,16 @@ public sealed class PostgresS3ExportFactory : HeliosApiFactory
         : base(postgres: true) => ExportTestSettings.Apply(this, slow: false);
 }
 
+public sealed class DirectUrlsPostgresS3ExportFactory : HeliosApiFactory
+{
+    public DirectUrlsPostgresS3ExportFactory()
+        : base(postgres: true)
+    {
+        ExportTestSettings.Apply(this, slow: false);
+        Settings["Helios:Export:DirectDownloadUrls"] = "true";
+    }
+}
+
 public sealed class SlowEmbeddedExportFactory : HeliosApiFactory
 {
     public SlowEmbeddedExportFactory() => ExportTestSettings.Apply(this, slow: true);
@@ -107,7 +117,8 @@ public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture
 
         Assert.Equal("http://localhost/$export", manifest.GetProperty("request").GetString());
         Assert.True(DateTimeOffset.TryParse(manifest.GetProperty("transactionTime").GetString(), out _));
-        Assert.Equal(JsonValueKind.False, manifest.GetProperty("requiresAccessToken").ValueKind);
+        // Files are fetched from the Api, which admits them as it admits $export itself.
+        Assert.Equal(JsonValueKind.True, manifest.GetProperty("requiresAccessToken").ValueKind);
         Assert.Empty(manifest.GetProperty("error").EnumerateArray());
 
         var lines = await _client.DownloadOutputAsync(manifest);
@@ -363,5 +374,30 @@ public sealed class PostgresS3ExportTests(PostgresS3ExportFactory factory) : Exp
         var response = await client.Api.GetAsync(url);
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
         Assert.Contains("X-Amz-Signature", response.Headers.Location!.Query, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>postgres-s3 configured to hand out presigned URLs in the manifest.</summary>
+public sealed class DirectDownloadUrlTests(DirectUrlsPostgresS3ExportFactory factory) : IClassFixture<DirectUrlsPostgresS3ExportFactory>
+{
+    [Fact]
+    public async Task Manifest_HoldsPresignedUrls_ThatNeedNoToken()
+    {
+        await ExportSeed.EnsureAsync(factory);
+        var client = new ExportClient(factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }), ExportDiagnostics.For(factory));
+        var manifest = await client.WaitForManifestAsync(await client.KickoffAsync("/$export?_type=Patient,Observation"));
+
+        Assert.Equal(JsonValueKind.False, manifest.GetProperty("requiresAccessToken").ValueKind);
+        foreach (var item in manifest.GetProperty("output").EnumerateArray())
+        {
+            var url = item.GetProperty("url").GetString()!;
+            Assert.DoesNotContain("/$export-file/", url, StringComparison.Ordinal);
+            Assert.Contains("X-Amz-Signature", url, StringComparison.Ordinal);
+        }
+
+        var counts = await factory.Services.GetRequiredService<IResourceStore>().CountByTypeAsync(CancellationToken.None);
+        var lines = await client.DownloadOutputAsync(manifest);
+        Assert.Equal(counts["Patient"], lines["Patient"].Count);
+        Assert.Equal(counts["Observation"], lines["Observation"].Count);
     }
 }
