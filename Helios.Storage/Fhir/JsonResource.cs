@@ -236,6 +236,23 @@ public sealed partial class JsonResource : IDisposable
 
         private void Object(JsonElement value, FhirJsonType type, bool isResource)
         {
+            // Names of this object's properties sit on a shared stack above any outer object's (nested objects
+            // push and pop their own), so duplicates are found without a set per object.
+            var first = _names.Count;
+            try
+            {
+                Properties(value, type, isResource, first);
+            }
+            finally
+            {
+                _names.RemoveRange(first, _names.Count - first);
+            }
+        }
+
+        private readonly List<string> _names = [];
+
+        private void Properties(JsonElement value, FhirJsonType type, bool isResource, int first)
+        {
             foreach (var property in value.EnumerateObject())
             {
                 if (Full)
@@ -244,6 +261,18 @@ public sealed partial class JsonResource : IDisposable
                 }
 
                 var name = property.Name;
+                for (var i = first; i < _names.Count; i++)
+                {
+                    if (string.Equals(_names[i], name, StringComparison.Ordinal))
+                    {
+                        Push(name);
+                        Issue($"the property '{name}' appears more than once.");
+                        Pop();
+                        return;
+                    }
+                }
+
+                _names.Add(name);
                 if (isResource && name == "resourceType")
                 {
                     continue;

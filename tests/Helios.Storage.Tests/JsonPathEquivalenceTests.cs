@@ -46,6 +46,36 @@ public sealed class JsonPathEquivalenceTests
         }
     }
 
+    /// <summary>Documents the bulk path must refuse, as REST's strict SDK parse does. (The SDK's lenient parse, which
+    /// the bulk path used before, let the unknown choice suffix and the unknown resource type through.)</summary>
+    public static readonly TheoryData<string> Refused = new()
+    {
+        """{"resourceType":"Patient","id":"a","gender":"male","gender":"female"}""",
+        """{"resourceType":"Patient","id":"a","name":[{"family":"x","family":"y"}]}""",
+        """{"resourceType":"Patient","id":"a","hair":"red"}""",
+        """{"resourceType":"Patient","id":"a","active":"yes"}""",
+        """{"resourceType":"Patient","id":"a","birthDate":"1970-13-01"}""",
+        """{"resourceType":"Patient","id":"a","gender":["male"]}""",
+        """{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"valueBanana":1}""",
+        """{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"component":[{"code":{"text":"c"},"valueQuantity":{"value":"1"}}]}""",
+        """{"resourceType":"Observation","id":"o","status":"final","code":"text"}""",
+        """{"resourceType":"Patient","id":"a","contained":[{"resourceType":"Practitioner","id":"p","hair":"red"}]}""",
+        """{"resourceType":"NotAType","id":"a"}""",
+        """{"id":"a"}""",
+        """{"resourceType":"Patient","id":"a",}""",
+    };
+
+    [Theory]
+    [MemberData(nameof(Refused))]
+    public void BadDocuments_AreRefusedLikeRestRefusesThem(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        Assert.Throws<FhirParseException>(() => FhirJson.ParseResource(bytes, strict: true));
+        using var json = JsonResource.TryParse(bytes, out var issues);
+        Assert.Null(json);
+        Assert.NotEmpty(issues);
+    }
+
     [Fact]
     public void GeneratedData_GivesTheSameIndexRows_AndTheSameContent()
     {
