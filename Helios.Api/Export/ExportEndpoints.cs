@@ -181,7 +181,16 @@ public static class ExportEndpoints
 
         ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "cancelled"));
         // Remove what is there now; the supervisor sweeps again once running partitions have stopped.
-        await context.RequestServices.GetRequiredService<IExportFileStore>().DeleteJobAsync(jobId, ct);
+        try
+        {
+            await context.RequestServices.GetRequiredService<IExportFileStore>().DeleteJobAsync(jobId, ct);
+        }
+        catch (IOException)
+        {
+            // Partitions of the cancelled export may still be writing until their next heartbeat; the supervisor
+            // deletes the files once no lease is live. The cancel itself is done.
+        }
+
         context.Response.StatusCode = 202;
         await WriteOutcomeBodyAsync(context, OperationOutcomes.Information([$"Export {jobId} was cancelled; its files are being deleted."]), ct);
     }

@@ -32,12 +32,23 @@ public sealed class LocalExportFileStore : IExportFileStore
     public Task DeleteJobAsync(string jobId, CancellationToken cancellationToken)
     {
         var directory = JobDirectory(jobId);
-        if (Directory.Exists(directory))
+        for (var attempt = 1; ; attempt++)
         {
-            Directory.Delete(directory, recursive: true);
-        }
+            try
+            {
+                if (Directory.Exists(directory))
+                {
+                    Directory.Delete(directory, recursive: true);
+                }
 
-        return Task.CompletedTask;
+                return Task.CompletedTask;
+            }
+            catch (IOException) when (attempt < 5)
+            {
+                // A partition still running (a cancelled export's, until its next heartbeat) created or renamed a
+                // file while the directory was being emptied: go again.
+            }
+        }
     }
 
     public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken)
