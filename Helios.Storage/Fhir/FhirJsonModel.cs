@@ -12,7 +12,7 @@ namespace Helios.Storage.Fhir;
 internal sealed class FhirJsonType
 {
     private static readonly ConcurrentDictionary<Type, FhirJsonType> s_byClr = new();
-    private static readonly ConcurrentDictionary<string, FhirJsonType?> s_byName = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, FhirJsonType> s_byName = new(StringComparer.Ordinal);
 
     private readonly ClassMapping _mapping;
     private readonly FrozenDictionary<string, FhirJsonElement> _elements;
@@ -48,9 +48,22 @@ internal sealed class FhirJsonType
     /// <summary>For <c>Code&lt;T&gt;</c>: the enum whose literals imply a code system.</summary>
     public Type? EnumType { get; }
 
-    public static FhirJsonType? ForName(string fhirTypeName) =>
-        s_byName.GetOrAdd(fhirTypeName, static name =>
-            ModelInfo.ModelInspector.FindClassMapping(name) is { } m ? ForClr(m.NativeType) : null);
+    public static FhirJsonType? ForName(string fhirTypeName)
+    {
+        if (s_byName.TryGetValue(fhirTypeName, out var known))
+        {
+            return known;
+        }
+
+        // Only names that resolve are remembered: input (resource types, choice suffixes) cannot grow the cache.
+        var type = ModelInfo.ModelInspector.FindClassMapping(fhirTypeName) is { } m ? ForClr(m.NativeType) : null;
+        if (type is not null)
+        {
+            s_byName.TryAdd(fhirTypeName, type);
+        }
+
+        return type;
+    }
 
     public static FhirJsonType ForClr(Type clr) =>
         s_byClr.GetOrAdd(clr, static t => new FhirJsonType(ModelInfo.ModelInspector.FindOrImportClassMapping(t)

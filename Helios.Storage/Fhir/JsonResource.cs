@@ -18,14 +18,18 @@ public sealed partial class JsonResource : IDisposable
 {
     private const int MaxIssues = 5;
 
-    private JsonResource(JsonDocument document, string type, string id, byte[] head, byte[] tail)
+    private JsonResource(ReadOnlyMemory<byte> utf8, JsonDocument document, string type, string id, byte[] head, byte[] tail)
     {
+        Utf8 = utf8;
         Document = document;
         Type = type;
         Id = id;
         Head = head;
         Tail = tail;
     }
+
+    /// <summary>The input the resource was parsed from.</summary>
+    public ReadOnlyMemory<byte> Utf8 { get; }
 
     public JsonDocument Document { get; }
 
@@ -122,7 +126,7 @@ public sealed partial class JsonResource : IDisposable
             }
 
             var (head, tail) = Template(utf8.Span, type, id);
-            var result = new JsonResource(document, type, id, head, tail);
+            var result = new JsonResource(utf8, document, type, id, head, tail);
             document = null!;
             return result;
         }

@@ -51,7 +51,7 @@ public sealed class JsonIndexExtractor(SearchParameterRegistry registry)
 
     private static Resource ParsePoco(JsonResource resource)
     {
-        var poco = FhirJson.ParseResource(System.Text.Encoding.UTF8.GetBytes(resource.Root.GetRawText()), strict: false);
+        var poco = FhirJson.ParseResource(resource.Utf8.Span, strict: false);
         poco.Id = resource.Id;
         return poco;
     }

@@ -12,7 +12,7 @@ namespace Helios.Storage.Loading;
 
 /// <summary>
 /// The fast load path: NDJSON (optionally gzipped) in, resources out to the store in large batches. Parsing and
-/// index extraction of batch N+1 run on all cores while batch N is being written.
+/// index extraction of batch N+1 run on all cores but one while batch N is being written.
 /// Lines stay UTF-8 bytes; each is checked structurally against the FHIR model straight on the JSON (unknown
 /// elements, wrong JSON kinds, malformed dates and ids are refused) and indexed without building SDK objects
 /// (<see cref="JsonResource"/>, <see cref="JsonIndexExtractor"/>); the stored text is the line's own JSON with the
@@ -30,7 +30,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
 
     public sealed record LineError(string Source, long Line, string Message);
 
-    /// <param name="PrepareTime">Wall time spent parsing, validating and indexing (on all cores).</param>
+    /// <param name="PrepareTime">Wall time spent parsing, validating and indexing (in parallel).</param>
     /// <param name="WriteTime">Wall time spent in store writes (overlaps with preparing the next batch).</param>
     /// <param name="IndexBuildTime">Wall time spent building the deferred secondary indexes at the end.</param>
     public sealed record Result(long Loaded, long Failed, IReadOnlyList<LineError> Errors, TimeSpan Elapsed, TimeSpan PrepareTime = default, TimeSpan WriteTime = default, TimeSpan IndexBuildTime = default)
