@@ -15,6 +15,9 @@ internal sealed class ElementPath
 
     private ElementPath(IReadOnlyList<Step> steps) => _steps = steps;
 
+    /// <summary>Whether both programs take the same steps (and so select the same nodes).</summary>
+    public bool SameAs(ElementPath other) => _steps.SequenceEqual(other._steps);
+
     public void Select(Base root, List<Base> output)
     {
         Walk(root, 0, output);

@@ -17,7 +17,11 @@ public sealed class IndexExtractor(SearchParameterRegistry registry)
         var type = resource.TypeName;
         foreach (var parameter in registry.ForType(type))
         {
-            AddParameter(entries, parameter, resource);
+            // A derived parameter (a union of others) is answered by its sources' rows.
+            if (parameter.IsStored)
+            {
+                AddParameter(entries, parameter, resource);
+            }
         }
 
         AddCompartments(entries, registry, type, resource.Id);
@@ -53,9 +57,14 @@ public sealed class IndexExtractor(SearchParameterRegistry registry)
 
         foreach (var param in registry.PatientCompartmentParams(type))
         {
+            if (registry.Find(type, param) is not { } parameter)
+            {
+                continue;
+            }
+
             foreach (var reference in entries.References)
             {
-                if (reference.Param == param && reference.TargetType == "Patient")
+                if (reference.TargetType == "Patient" && parameter.IsAnsweredBy(reference.Param))
                 {
                     entries.Compartments.Add(reference.TargetId);
                 }

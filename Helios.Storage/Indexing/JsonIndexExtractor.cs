@@ -25,6 +25,11 @@ public sealed class JsonIndexExtractor(SearchParameterRegistry registry)
         Resource? poco = null;
         foreach (var parameter in registry.ForType(resource.Type))
         {
+            if (!parameter.IsStored)
+            {
+                continue;
+            }
+
             if (parameter.Paths is { } paths)
             {
                 values.Clear();

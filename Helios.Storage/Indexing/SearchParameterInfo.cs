@@ -14,6 +14,50 @@ public sealed class SearchParameterInfo
         Targets = targets;
         Select = select;
         Paths = paths;
+        Key = KeyOf(resourceType, name);
+        Sources = [this];
+    }
+
+    /// <summary>The parameter's key in the index tables (column <c>pid</c>): a stable 31-bit FNV-1a hash of
+    /// <c>Type.name</c>, the same in every process and release (the registry refuses collisions).</summary>
+    public int Key { get; }
+
+    /// <summary>The stored parameters whose index rows answer this one: itself, or, for a union of other parameters'
+    /// paths (such as Observation's <c>combo-code</c> = <c>code</c> | <c>component-code</c>), those parameters. A
+    /// derived parameter has no rows of its own.</summary>
+    public IReadOnlyList<SearchParameterInfo> Sources { get; internal set; }
+
+    public bool IsStored => Sources.Count == 1 && ReferenceEquals(Sources[0], this);
+
+    /// <summary>Whether an index row stored under <paramref name="rowParam"/> answers this parameter.</summary>
+    public bool IsAnsweredBy(string rowParam)
+    {
+        foreach (var source in Sources)
+        {
+            if (string.Equals(source.Name, rowParam, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    internal static int KeyOf(string resourceType, string name)
+    {
+        var hash = 2166136261u;
+        foreach (var c in resourceType)
+        {
+            hash = (hash ^ c) * 16777619u;
+        }
+
+        hash = (hash ^ '.') * 16777619u;
+        foreach (var c in name)
+        {
+            hash = (hash ^ c) * 16777619u;
+        }
+
+        return (int)(hash & 0x7FFFFFFF);
     }
 
     public string ResourceType { get; }

@@ -14,7 +14,10 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
     private const long MigrationLockKey = 0x48656c696f73;
 
     /// <summary>Creates or upgrades the schema. Several instances may start at once: an advisory lock serializes them.</summary>
-    public async Task MigrateAsync(CancellationToken cancellationToken)
+    public Task MigrateAsync(CancellationToken cancellationToken) => MigrateAsync(int.MaxValue, cancellationToken);
+
+    /// <summary>Applies the migrations up to <paramref name="upTo"/> (tests start from an older schema).</summary>
+    internal async Task MigrateAsync(int upTo, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -22,8 +25,8 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         await Exec(connection, transaction, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", cancellationToken);
         await using var read = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM schema_version", connection, transaction);
         var current = Convert.ToInt32(await read.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
-        var migrations = Schema.Migrations(postgres: true);
-        for (var v = current; v < migrations.Count; v++)
+        var migrations = Schema.Migrations(postgres: true, Extractor.Registry);
+        for (var v = current; v < Math.Min(upTo, migrations.Count); v++)
         {
             foreach (var statement in migrations[v])
             {
@@ -32,6 +35,14 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
 
             await Exec(connection, transaction, $"INSERT INTO schema_version (version) VALUES ({v + 1})", cancellationToken);
         }
+
+        if (upTo < migrations.Count)
+        {
+            await transaction.CommitAsync(cancellationToken);
+            return;
+        }
+
+        await Exec(connection, transaction, Schema.SearchParamsUpsert(Extractor.Registry), cancellationToken);
 
         await transaction.CommitAsync(cancellationToken);
         await EnsureSecondaryIndexesAsync(cancellationToken);
@@ -187,66 +198,62 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         }, cancellationToken);
 
         var live = rows.Where(r => !r.Deleted && r.Index is not null).ToList();
-        await Copy(c, "idx_token (seq, res_type, param, system, code)", live, static r => r.Index!.Tokens, static (w, row, e) =>
+        var registry = Extractor.Registry;
+        await Copy(c, "idx_token (seq, pid, system, code)", live, static r => r.Index!.Tokens, (w, row, e) =>
         {
-            Start(w, 5, row);
-            w.Write(e.Param);
+            Start(w, 4, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write(e.System);
             w.Write(e.Code);
         }, cancellationToken);
-        await Copy(c, "idx_string (seq, res_type, param, normalized, exact)", live, static r => r.Index!.Strings, static (w, row, e) =>
+        await Copy(c, "idx_string (seq, pid, normalized, exact)", live, static r => r.Index!.Strings, (w, row, e) =>
         {
-            Start(w, 5, row);
-            w.Write(e.Param);
+            Start(w, 4, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write(e.Normalized);
             w.Write(e.Exact);
         }, cancellationToken);
-        await Copy(c, "idx_reference (seq, res_type, param, target_type, target_id)", live, static r => r.Index!.References, static (w, row, e) =>
+        await Copy(c, "idx_reference (seq, pid, target_type, target_id)", live, static r => r.Index!.References, (w, row, e) =>
         {
-            Start(w, 5, row);
-            w.Write(e.Param);
+            Start(w, 4, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write(e.TargetType);
             w.Write(e.TargetId);
         }, cancellationToken);
-        await Copy(c, "idx_date (seq, res_type, param, low, high)", live, static r => r.Index!.Dates, static (w, row, e) =>
+        await Copy(c, "idx_date (seq, pid, low, high)", live, static r => r.Index!.Dates, (w, row, e) =>
         {
-            Start(w, 5, row);
-            w.Write(e.Param);
+            Start(w, 4, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write(e.Low);
             w.Write(e.High);
         }, cancellationToken);
-        await Copy(c, "idx_number (seq, res_type, param, value)", live, static r => r.Index!.Numbers, static (w, row, e) =>
+        await Copy(c, "idx_number (seq, pid, value)", live, static r => r.Index!.Numbers, (w, row, e) =>
         {
-            Start(w, 4, row);
-            w.Write(e.Param);
+            Start(w, 3, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write((double)e.Value);
         }, cancellationToken);
-        await Copy(c, "idx_quantity (seq, res_type, param, system, code, value)", live, static r => r.Index!.Quantities, static (w, row, e) =>
+        await Copy(c, "idx_quantity (seq, pid, system, code, value)", live, static r => r.Index!.Quantities, (w, row, e) =>
         {
-            Start(w, 6, row);
-            w.Write(e.Param);
+            Start(w, 5, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write(e.System);
             w.Write(e.Code);
             w.Write((double)e.Value);
         }, cancellationToken);
-        await Copy(c, "idx_uri (seq, res_type, param, value)", live, static r => r.Index!.Uris, static (w, row, e) =>
+        await Copy(c, "idx_uri (seq, pid, value)", live, static r => r.Index!.Uris, (w, row, e) =>
         {
-            Start(w, 4, row);
-            w.Write(e.Param);
+            Start(w, 3, row.Seq, registry.KeyOf(row.Type, e.Param));
             w.Write(e.Value);
         }, cancellationToken);
         await Copy(c, "compartment (seq, res_type, patient_id)", live, static r => r.Index!.Compartments, static (w, row, patient) =>
         {
-            Start(w, 3, row);
+            w.StartRow(3);
+            w.Write(row.Seq);
+            w.Write(row.Type);
             w.Write(patient);
         }, cancellationToken);
     }
 
-    private static void Start(BinaryCopyWriter writer, short fields, NewVersion row)
+    private static void Start(BinaryCopyWriter writer, short fields, long seq, int key)
     {
         writer.StartRow(fields);
-        writer.Write(row.Seq);
-        writer.Write(row.Type);
+        writer.Write(seq);
+        writer.Write(key);
     }
 
     private static async Task Copy<T>(

@@ -36,18 +36,17 @@ public sealed class InMemorySearchMatcher(IndexExtractor extractor)
             return false;
         }
 
-        var name = parameter.Name;
         if (criterion.Modifier == SearchModifier.Missing)
         {
             var present = parameter.Kind switch
             {
-                IndexKind.Token => entries.Tokens.Any(t => t.Param == name),
-                IndexKind.String => entries.Strings.Any(t => t.Param == name),
-                IndexKind.Reference => entries.References.Any(t => t.Param == name),
-                IndexKind.Uri => entries.Uris.Any(t => t.Param == name),
-                IndexKind.Date => entries.Dates.Any(t => t.Param == name),
-                IndexKind.Number => entries.Numbers.Any(t => t.Param == name),
-                IndexKind.Quantity => entries.Quantities.Any(t => t.Param == name),
+                IndexKind.Token => entries.Tokens.Any(t => parameter.IsAnsweredBy(t.Param)),
+                IndexKind.String => entries.Strings.Any(t => parameter.IsAnsweredBy(t.Param)),
+                IndexKind.Reference => entries.References.Any(t => parameter.IsAnsweredBy(t.Param)),
+                IndexKind.Uri => entries.Uris.Any(t => parameter.IsAnsweredBy(t.Param)),
+                IndexKind.Date => entries.Dates.Any(t => parameter.IsAnsweredBy(t.Param)),
+                IndexKind.Number => entries.Numbers.Any(t => parameter.IsAnsweredBy(t.Param)),
+                IndexKind.Quantity => entries.Quantities.Any(t => parameter.IsAnsweredBy(t.Param)),
                 _ => false,
             };
             return criterion.Values[0].Missing != present;
@@ -56,21 +55,21 @@ public sealed class InMemorySearchMatcher(IndexExtractor extractor)
         return parameter.Kind switch
         {
             IndexKind.Token => criterion.Modifier == SearchModifier.Not
-                ? !criterion.Values.Any(v => entries.Tokens.Any(t => t.Param == name && TokenMatches(t, v)))
-                : criterion.Values.Any(v => entries.Tokens.Any(t => t.Param == name && TokenMatches(t, v))),
-            IndexKind.String => criterion.Values.Any(v => entries.Strings.Any(s => s.Param == name && criterion.Modifier switch
+                ? !criterion.Values.Any(v => entries.Tokens.Any(t => parameter.IsAnsweredBy(t.Param) && TokenMatches(t, v)))
+                : criterion.Values.Any(v => entries.Tokens.Any(t => parameter.IsAnsweredBy(t.Param) && TokenMatches(t, v))),
+            IndexKind.String => criterion.Values.Any(v => entries.Strings.Any(s => parameter.IsAnsweredBy(s.Param) && criterion.Modifier switch
             {
                 SearchModifier.Exact => s.Exact == v.Text,
                 SearchModifier.Contains => s.Normalized.Contains(v.Text!, StringComparison.Ordinal),
                 _ => s.Normalized.StartsWith(v.Text!, StringComparison.Ordinal),
             })),
-            IndexKind.Uri => criterion.Values.Any(v => entries.Uris.Any(u => u.Param == name && criterion.Modifier switch
+            IndexKind.Uri => criterion.Values.Any(v => entries.Uris.Any(u => parameter.IsAnsweredBy(u.Param) && criterion.Modifier switch
             {
                 SearchModifier.Below => u.Value.StartsWith(v.Text!, StringComparison.Ordinal),
                 SearchModifier.Above => v.Text!.StartsWith(u.Value, StringComparison.Ordinal),
                 _ => u.Value == v.Text,
             })),
-            IndexKind.Reference => criterion.Values.Any(v => entries.References.Any(r => r.Param == name &&
+            IndexKind.Reference => criterion.Values.Any(v => entries.References.Any(r => parameter.IsAnsweredBy(r.Param) &&
                 ((v.TargetId is not null && r.TargetId == v.TargetId && (v.TargetType is null || r.TargetType == v.TargetType))
                  || (v.Text is not null && r.TargetType is null && r.TargetId == v.Text)))),
             _ => false,

@@ -1,3 +1,5 @@
+using Helios.Storage.Indexing;
+
 namespace Helios.Storage.Sql;
 
 /// <summary>
@@ -6,7 +8,7 @@ namespace Helios.Storage.Sql;
 /// </summary>
 internal static class Schema
 {
-    public static IReadOnlyList<string[]> Migrations(bool postgres)
+    public static IReadOnlyList<string[]> Migrations(bool postgres, SearchParameterRegistry registry)
     {
         var text = "TEXT";
         var real = postgres ? "DOUBLE PRECISION" : "REAL";
@@ -41,7 +43,61 @@ internal static class Schema
             // Named sets of patient ids (an export's Patient or Group population), joined to the compartment rows.
             $"CREATE TABLE patient_sets (set_id {text} NOT NULL, patient_id {text} NOT NULL, PRIMARY KEY (set_id, patient_id))",
         };
-        return [version1, version2];
+        // Index rows keyed by the parameter's integer key instead of (resource type, parameter name) texts: half the
+        // bytes per row and integer comparisons in every index build and lookup; derived parameters store no rows.
+        // PostgreSQL compares all keys bytewise (COLLATE "C"): no locale-aware comparisons in index builds.
+        var ctext = postgres ? "TEXT COLLATE \"C\"" : "TEXT";
+        var bytewise = postgres ? " COLLATE \"C\"" : string.Empty;
+        var version3 = new List<string>
+        {
+            $"CREATE TABLE search_params (pid INTEGER PRIMARY KEY, res_type {ctext} NOT NULL, param {ctext} NOT NULL, stored INTEGER NOT NULL)",
+            SearchParamsUpsert(registry),
+        };
+        foreach (var (table, columns) in IndexTables(ctext, real))
+        {
+            var names = string.Join(", ", columns.Select(c => c[..c.IndexOf(' ', StringComparison.Ordinal)]));
+            var old = string.Join(", ", columns.Select(c => "t." + c[..c.IndexOf(' ', StringComparison.Ordinal)]));
+            version3.Add($"ALTER TABLE {table} RENAME TO {table}_v2");
+            version3.Add($"CREATE TABLE {table} (seq BIGINT NOT NULL, pid INTEGER NOT NULL, {string.Join(", ", columns)})");
+            version3.Add($"INSERT INTO {table} (seq, pid, {names}) SELECT t.seq, p.pid, {old} FROM {table}_v2 t JOIN search_params p ON p.res_type = t.res_type{bytewise} AND p.param = t.param{bytewise} AND p.stored = 1");
+            version3.Add($"DROP TABLE {table}_v2");
+        }
+
+        if (postgres)
+        {
+            version3.Add("ALTER TABLE resources ALTER COLUMN res_type TYPE TEXT COLLATE \"C\", ALTER COLUMN res_id TYPE TEXT COLLATE \"C\"");
+            version3.Add("ALTER TABLE compartment ALTER COLUMN res_type TYPE TEXT COLLATE \"C\", ALTER COLUMN patient_id TYPE TEXT COLLATE \"C\"");
+            version3.Add("ALTER TABLE patient_sets ALTER COLUMN set_id TYPE TEXT COLLATE \"C\", ALTER COLUMN patient_id TYPE TEXT COLLATE \"C\"");
+        }
+
+        return [version1, version2, [.. version3]];
+    }
+
+    private static IEnumerable<(string Table, string[] Columns)> IndexTables(string text, string real) =>
+    [
+        ("idx_token", [$"system {text} NULL", $"code {text} NULL"]),
+        ("idx_string", [$"normalized {text} NOT NULL", $"exact {text} NOT NULL"]),
+        ("idx_reference", [$"target_type {text} NULL", $"target_id {text} NOT NULL"]),
+        ("idx_date", ["low BIGINT NOT NULL", "high BIGINT NOT NULL"]),
+        ("idx_number", [$"value {real} NOT NULL"]),
+        ("idx_quantity", [$"system {text} NULL", $"code {text} NULL", $"value {real} NOT NULL"]),
+        ("idx_uri", [$"value {text} NOT NULL"]),
+    ];
+
+    /// <summary>The map from index keys to parameters, for people reading the tables (and the v3 migration):
+    /// written at the migration and refreshed at every start, so a newer SDK's parameters appear.</summary>
+    public static string SearchParamsUpsert(SearchParameterRegistry registry)
+    {
+        var sb = new System.Text.StringBuilder("INSERT INTO search_params (pid, res_type, param, stored) VALUES ");
+        var first = true;
+        foreach (var parameter in registry.All.OrderBy(p => p.Key))
+        {
+            sb.Append(first ? "" : ", ").Append('(').Append(parameter.Key.ToString(System.Globalization.CultureInfo.InvariantCulture))
+              .Append(", '").Append(parameter.ResourceType).Append("', '").Append(parameter.Name).Append("', ").Append(parameter.IsStored ? '1' : '0').Append(')');
+            first = false;
+        }
+
+        return sb.Append(" ON CONFLICT (pid) DO UPDATE SET res_type = excluded.res_type, param = excluded.param, stored = excluded.stored").ToString();
     }
 
     /// <summary>
@@ -53,15 +109,15 @@ internal static class Schema
     [
         ("ix_resources_type_seq", "resources (res_type, seq)"),
         ("ix_resources_last_updated", "resources (last_updated)"),
-        ("ix_idx_token", "idx_token (res_type, param, code, system, seq)"),
-        ("ix_idx_string", postgres ? "idx_string (res_type, param, normalized text_pattern_ops, seq)" : "idx_string (res_type, param, normalized, seq)"),
-        ("ix_idx_reference", "idx_reference (res_type, param, target_id, target_type, seq)"),
+        ("ix_idx_token", "idx_token (pid, code, system, seq)"),
+        ("ix_idx_string", postgres ? "idx_string (pid, normalized text_pattern_ops, seq)" : "idx_string (pid, normalized, seq)"),
+        ("ix_idx_reference", "idx_reference (pid, target_id, target_type, seq)"),
         ("ix_idx_reference_seq", "idx_reference (seq)"),
-        ("ix_idx_date", "idx_date (res_type, param, low, high, seq)"),
-        ("ix_idx_date_seq", "idx_date (seq, param)"),
-        ("ix_idx_number", "idx_number (res_type, param, value, seq)"),
-        ("ix_idx_quantity", "idx_quantity (res_type, param, value, seq)"),
-        ("ix_idx_uri", "idx_uri (res_type, param, value, seq)"),
+        ("ix_idx_date", "idx_date (pid, low, high, seq)"),
+        ("ix_idx_date_seq", "idx_date (seq, pid)"),
+        ("ix_idx_number", "idx_number (pid, value, seq)"),
+        ("ix_idx_quantity", "idx_quantity (pid, value, seq)"),
+        ("ix_idx_uri", "idx_uri (pid, value, seq)"),
         ("ix_compartment", "compartment (patient_id, res_type, seq)"),
         ("ix_compartment_seq", "compartment (seq, patient_id)"),
     ];

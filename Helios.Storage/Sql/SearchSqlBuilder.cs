@@ -69,8 +69,7 @@ internal static class SearchSqlBuilder
 
         var parameter = criterion.Parameter!;
         var table = TableFor(parameter.Kind);
-        var param = p.Add(parameter.Name);
-        var lookup = $"SELECT seq FROM {table} WHERE res_type = {type} AND param = {param}";
+        var lookup = $"SELECT seq FROM {table} WHERE {KeyCondition(parameter, "pid")}";
         if (criterion.Modifier == SearchModifier.Missing)
         {
             sb.Append(criterion.Values[0].Missing ? "r.seq NOT IN (" : "r.seq IN (").Append(lookup).Append(')');
@@ -81,6 +80,12 @@ internal static class SearchSqlBuilder
         var negate = criterion.Modifier == SearchModifier.Not;
         sb.Append(negate ? "r.seq NOT IN (" : "r.seq IN (").Append(lookup).Append(" AND (").AppendJoin(" OR ", conditions).Append("))");
     }
+
+    /// <summary>The rows of a parameter: its own key, or its sources' keys for a derived parameter. Keys are
+    /// integers computed by the registry, written inline.</summary>
+    public static string KeyCondition(SearchParameterInfo parameter, string column) => parameter.Sources.Count == 1
+        ? string.Create(CultureInfo.InvariantCulture, $"{column} = {parameter.Sources[0].Key}")
+        : $"{column} IN ({string.Join(", ", parameter.Sources.Select(s => s.Key.ToString(CultureInfo.InvariantCulture)))})";
 
     private static string ValueCondition(IndexKind kind, SearchModifier modifier, SearchValue v, SqlParameters p)
     {
@@ -209,6 +214,6 @@ internal static class SearchSqlBuilder
 
         var aggregate = sort.Descending ? "MAX(high)" : "MIN(low)";
         var missing = (sort.Descending ? FhirDateRange.MinValue : FhirDateRange.MaxValue).ToString(CultureInfo.InvariantCulture);
-        return $"COALESCE((SELECT {aggregate} FROM idx_date d WHERE d.seq = r.seq AND d.param = {p.Add(sort.DateParameter!.Name)}), {missing})";
+        return $"COALESCE((SELECT {aggregate} FROM idx_date d WHERE d.seq = r.seq AND {KeyCondition(sort.DateParameter!, "d.pid")}), {missing})";
     }
 }

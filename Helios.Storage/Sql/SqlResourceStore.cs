@@ -55,17 +55,19 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     {
         ArgumentNullException.ThrowIfNull(writes);
         var prepared = writes.Select(w => w.Resource is null ? null : new PreparedResource(w.Resource, extractor.Extract(w.Resource))).ToList();
-        return await WriteCoreAsync(writes, prepared, cancellationToken);
+        return await WriteCoreAsync(writes, prepared, returnResources: true, cancellationToken);
     }
 
     public async Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         var writes = batch.Select(b => new ResourceWrite(WriteKind.Update, b.Type, b.Id, b.Resource)).ToList();
-        await WriteCoreAsync(writes, batch, cancellationToken);
+        // A load reports nothing per resource: no stored text is decoded back into a string (a 2-byte-per-char
+        // copy of every resource, on the writer's thread).
+        await WriteCoreAsync(writes, batch, returnResources: false, cancellationToken);
     }
 
-    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared, bool returnResources, CancellationToken cancellationToken)
     {
         if (writes.Count == 0)
         {
@@ -147,7 +149,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             }
 
             var r = 0;
-            for (var i = 0; i < outcomes.Length; i++)
+            for (var i = 0; returnResources && i < outcomes.Length; i++)
             {
                 if (outcomes[i].Status != WriteStatus.NothingToDelete)
                 {
@@ -322,7 +324,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             var seqs = string.Join(", ", matches.Select(m => p.Add(m.Seq)));
             var target = include.TargetType is null ? string.Empty : $" AND x.target_type = {p.Add(include.TargetType)}";
             var sql = $"SELECT {SearchSqlBuilder.Columns} FROM resources r JOIN idx_reference x ON x.target_type = r.res_type AND x.target_id = r.res_id " +
-                      $"WHERE x.seq IN ({seqs}) AND x.param = {p.Add(include.Param)}{target} AND r.next_seq IS NULL AND r.deleted = 0";
+                      $"WHERE x.seq IN ({seqs}) AND {IncludeKey(include, "x.pid")}{target} AND r.next_seq IS NULL AND r.deleted = 0";
             foreach (var row in await QueryAsync(sql, p.Values, cancellationToken))
             {
                 if (seen.Add(row.Seq))
@@ -342,7 +344,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             var p = new SqlParameters();
             var ids = string.Join(", ", matches.Select(m => p.Add(m.Id)));
             var sql = $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = {p.Add(include.SourceType)} AND r.next_seq IS NULL AND r.deleted = 0 AND r.seq IN " +
-                      $"(SELECT seq FROM idx_reference WHERE res_type = {p.Add(include.SourceType)} AND param = {p.Add(include.Param)} AND target_type = {p.Add(query.Type)} AND target_id IN ({ids}))";
+                      $"(SELECT seq FROM idx_reference WHERE {IncludeKey(include, "pid")} AND target_type = {p.Add(query.Type)} AND target_id IN ({ids}))";
             foreach (var row in await QueryAsync(sql, p.Values, cancellationToken))
             {
                 if (seen.Add(row.Seq))
@@ -354,6 +356,11 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
 
         return result;
     }
+
+    private string IncludeKey(IncludeSpec include, string column) =>
+        extractor.Registry.Find(include.SourceType, include.Param) is { Kind: IndexKind.Reference } parameter
+            ? SearchSqlBuilder.KeyCondition(parameter, column)
+            : throw new ArgumentException($"{include.SourceType} has no reference search parameter '{include.Param}'.", nameof(include));
 
     public IAsyncEnumerable<StoredResource> ReadSnapshotAsync(SnapshotRange range, CancellationToken cancellationToken)
     {

@@ -34,7 +34,10 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
     public string DatabasePath { get; }
 
     /// <summary>Creates or upgrades the schema. Safe to call from several processes at once.</summary>
-    public async Task MigrateAsync(CancellationToken cancellationToken)
+    public Task MigrateAsync(CancellationToken cancellationToken) => MigrateAsync(int.MaxValue, cancellationToken);
+
+    /// <summary>Applies the migrations up to <paramref name="upTo"/> (tests start from an older schema).</summary>
+    internal async Task MigrateAsync(int upTo, CancellationToken cancellationToken)
     {
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
         await using (var wal = connection.CreateCommand())
@@ -59,8 +62,8 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
             current = (long)(await read.ExecuteScalarAsync(cancellationToken))!;
         }
 
-        var migrations = Schema.Migrations(postgres: false);
-        for (var v = (int)current; v < migrations.Count; v++)
+        var migrations = Schema.Migrations(postgres: false, Extractor.Registry);
+        for (var v = (int)current; v < Math.Min(upTo, migrations.Count); v++)
         {
             foreach (var statement in migrations[v])
             {
@@ -75,6 +78,19 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
             mark.CommandText = "INSERT INTO schema_version (version) VALUES (@v)";
             mark.Parameters.AddWithValue("@v", v + 1);
             await mark.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        if (upTo < migrations.Count)
+        {
+            await transaction.CommitAsync(cancellationToken);
+            return;
+        }
+
+        await using (var keys = connection.CreateCommand())
+        {
+            keys.Transaction = transaction;
+            keys.CommandText = Schema.SearchParamsUpsert(Extractor.Registry);
+            await keys.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -196,14 +212,15 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
     protected override Task InsertRowsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<NewVersion> rows, CancellationToken cancellationToken)
     {
         var c = (SqliteConnection)connection;
+        var registry = Extractor.Registry;
         using var resource = new RawStatement(c, "INSERT INTO resources (seq, res_type, res_id, version, last_updated, deleted, next_seq, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-        using var token = new RawStatement(c, "INSERT INTO idx_token VALUES (?, ?, ?, ?, ?)");
-        using var str = new RawStatement(c, "INSERT INTO idx_string VALUES (?, ?, ?, ?, ?)");
-        using var reference = new RawStatement(c, "INSERT INTO idx_reference VALUES (?, ?, ?, ?, ?)");
-        using var date = new RawStatement(c, "INSERT INTO idx_date VALUES (?, ?, ?, ?, ?)");
-        using var number = new RawStatement(c, "INSERT INTO idx_number VALUES (?, ?, ?, ?)");
-        using var quantity = new RawStatement(c, "INSERT INTO idx_quantity VALUES (?, ?, ?, ?, ?, ?)");
-        using var uri = new RawStatement(c, "INSERT INTO idx_uri VALUES (?, ?, ?, ?)");
+        using var token = new RawStatement(c, "INSERT INTO idx_token VALUES (?, ?, ?, ?)");
+        using var str = new RawStatement(c, "INSERT INTO idx_string VALUES (?, ?, ?, ?)");
+        using var reference = new RawStatement(c, "INSERT INTO idx_reference VALUES (?, ?, ?, ?)");
+        using var date = new RawStatement(c, "INSERT INTO idx_date VALUES (?, ?, ?, ?)");
+        using var number = new RawStatement(c, "INSERT INTO idx_number VALUES (?, ?, ?)");
+        using var quantity = new RawStatement(c, "INSERT INTO idx_quantity VALUES (?, ?, ?, ?, ?)");
+        using var uri = new RawStatement(c, "INSERT INTO idx_uri VALUES (?, ?, ?)");
         using var compartment = new RawStatement(c, "INSERT INTO compartment VALUES (?, ?, ?)");
 
         foreach (var row in rows)
@@ -218,37 +235,37 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
 
             foreach (var e in index.Tokens)
             {
-                token.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.System).Bind(5, e.Code).Execute();
+                token.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, e.System).Bind(4, e.Code).Execute();
             }
 
             foreach (var e in index.Strings)
             {
-                str.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.Normalized).Bind(5, e.Exact).Execute();
+                str.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, e.Normalized).Bind(4, e.Exact).Execute();
             }
 
             foreach (var e in index.References)
             {
-                reference.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.TargetType).Bind(5, e.TargetId).Execute();
+                reference.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, e.TargetType).Bind(4, e.TargetId).Execute();
             }
 
             foreach (var e in index.Dates)
             {
-                date.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.Low).Bind(5, e.High).Execute();
+                date.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, e.Low).Bind(4, e.High).Execute();
             }
 
             foreach (var e in index.Numbers)
             {
-                number.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, (double)e.Value).Execute();
+                number.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, (double)e.Value).Execute();
             }
 
             foreach (var e in index.Quantities)
             {
-                quantity.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.System).Bind(5, e.Code).Bind(6, (double)e.Value).Execute();
+                quantity.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, e.System).Bind(4, e.Code).Bind(5, (double)e.Value).Execute();
             }
 
             foreach (var e in index.Uris)
             {
-                uri.Bind(1, row.Seq).Bind(2, row.Type).Bind(3, e.Param).Bind(4, e.Value).Execute();
+                uri.Bind(1, row.Seq).Bind(2, registry.KeyOf(row.Type, e.Param)).Bind(3, e.Value).Execute();
             }
 
             foreach (var patient in index.Compartments)

@@ -28,6 +28,7 @@ var resources = 200_000;
 var source = "synthea";
 var backends = new[] { "sqlite", "postgres" };
 var deferIndexes = true;
+var keep = false;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -36,6 +37,7 @@ for (var i = 0; i < args.Length; i++)
         case "--source": source = args[++i]; break;
         case "--backends": backends = args[++i].Split(','); break;
         case "--no-defer": deferIndexes = false; break;
+        case "--keep": keep = true; break;
     }
 }
 
@@ -61,6 +63,7 @@ foreach (var backend in backends)
         var raw = Time(() => RawSqlite(Path.Combine(work, "raw.db"), Rows()));
         var store = new SqliteResourceStore(Path.Combine(work, "helios.db"), extractor, TimeProvider.System);
         await store.MigrateAsync(CancellationToken.None);
+        Console.WriteLine("sqlite    loading...");
         var result = await new NdjsonBulkLoader(store, extractor) { DeferIndexesOf = deferIndexes ? store : null }.LoadFilesAsync([ndjson], CancellationToken.None);
         Report("sqlite", lines, raw, result);
     }
@@ -72,6 +75,7 @@ foreach (var backend in backends)
         await using var dataSource = NpgsqlDataSource.Create(await server.CreateDatabaseAsync("bench_helios"));
         var store = new PostgresResourceStore(dataSource, extractor, TimeProvider.System);
         await store.MigrateAsync(CancellationToken.None);
+        Console.WriteLine("postgres  loading...");
         var result = await new NdjsonBulkLoader(store, extractor) { DeferIndexesOf = deferIndexes ? store : null }.LoadFilesAsync([ndjson], CancellationToken.None);
         Report("postgres", lines, raw, result);
     }
@@ -79,7 +83,15 @@ foreach (var backend in backends)
 
 await (await PostgresServer.GetAsync()).DisposeAsync();
 SqliteConnection.ClearAllPools();
-Directory.Delete(work, recursive: true);
+if (keep)
+{
+    Console.WriteLine($"kept: {work}");
+}
+else
+{
+    Directory.Delete(work, recursive: true);
+}
+
 return;
 
 static void Report(string backend, long lines, TimeSpan raw, NdjsonBulkLoader.Result result) =>

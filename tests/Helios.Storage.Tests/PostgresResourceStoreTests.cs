@@ -8,6 +8,7 @@ namespace Helios.Storage.Tests;
 public sealed class PostgresResourceStoreTests : ResourceStoreContract
 {
     private NpgsqlDataSource? _dataSource;
+    private readonly List<NpgsqlDataSource> _legacy = [];
 
     protected override async Task<IResourceStore> CreateStoreAsync()
     {
@@ -20,6 +21,22 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
         return store;
     }
 
+    protected override async Task<(IResourceStore Store, Func<string, Task> Sql, Func<string, Task<long>> Scalar, Func<Task> Migrate)> CreateStoreAtVersionAsync(int version)
+    {
+        var server = await PostgresServer.GetAsync();
+        var dataSource = NpgsqlDataSource.Create(await server.CreateDatabaseAsync());
+        _legacy.Add(dataSource);
+        var store = new PostgresResourceStore(dataSource, Extractor, TimeProvider.System);
+        await store.MigrateAsync(version, CancellationToken.None);
+        async Task<long> Scalar(string sql)
+        {
+            await using var cmd = dataSource.CreateCommand(sql);
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return (store, sql => Scalar(sql), Scalar, () => store.MigrateAsync(CancellationToken.None));
+    }
+
     protected override async Task<int> CountSecondaryIndexesAsync()
     {
         await using var cmd = _dataSource!.CreateCommand("SELECT COUNT(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'ix_%'");
@@ -28,6 +45,11 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
 
     public override async Task DisposeAsync()
     {
+        foreach (var legacy in _legacy)
+        {
+            await legacy.DisposeAsync();
+        }
+
         if (_dataSource is not null)
         {
             await _dataSource.DisposeAsync();

@@ -585,4 +585,64 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         var later = stored.LastUpdated.AddSeconds(5).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         Assert.DoesNotContain("lu1", await Ids("Patient", "_lastUpdated=gt" + later));
     }
+
+    [Fact]
+    public async Task DerivedUnionParameters_StoreNoRows_AndAreAnsweredByTheirSources()
+    {
+        var combo = Registry.Find("Observation", "combo-code")!;
+        Assert.False(combo.IsStored);
+        Assert.Equal(["code", "component-code"], combo.Sources.Select(s => s.Name).Order(StringComparer.Ordinal));
+        Assert.True(Registry.Find("Observation", "code")!.IsStored);
+
+        Observation Obs(string id, string code, string? componentCode, decimal? value = null) => new()
+        {
+            Id = id,
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", code),
+            Value = value is { } v ? new Quantity(v, "mm[Hg]") : null,
+            Component = componentCode is null ? [] : [new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", componentCode), Value = new Quantity(120, "mm[Hg]") }],
+        };
+        await Store.WriteAsync([ResourceWrite.Create(Obs("bp", "85354-9", "8480-6")), ResourceWrite.Create(Obs("hr", "8867-4", null, 70))], Ct);
+
+        Assert.Equal(["bp"], await Ids("Observation", "combo-code=8480-6"));
+        Assert.Equal(["bp"], await Ids("Observation", "combo-code=http://loinc.org|85354-9"));
+        Assert.Equal(["bp", "hr"], (await Ids("Observation", "combo-code=85354-9,8867-4")).Order(StringComparer.Ordinal));
+        Assert.Empty(await Ids("Observation", "code=8480-6"));
+        Assert.Equal(["hr"], await Ids("Observation", "combo-code:not=8480-6,85354-9"));
+        Assert.Equal(["bp"], await Ids("Observation", "combo-value-quantity=120"));
+        Assert.Equal(["hr"], await Ids("Observation", "combo-value-quantity=lt100"));
+        Assert.Empty(await Ids("Observation", "combo-code:missing=true"));
+        Assert.Equal(2, (await Ids("Observation", "combo-code:missing=false")).Count);
+    }
+
+    /// <summary>A fresh store migrated only to <paramref name="version"/>, a raw SQL executor on its database, and
+    /// the call that completes its migration.</summary>
+    protected abstract Task<(IResourceStore Store, Func<string, Task> Sql, Func<string, Task<long>> Scalar, Func<Task> Migrate)> CreateStoreAtVersionAsync(int version);
+
+    [Fact]
+    public async Task Migration3_MovesIndexRowsToParameterKeys_AndDropsRowsOfDerivedParameters()
+    {
+        var (legacy, sql, scalar, migrate) = await CreateStoreAtVersionAsync(2);
+        const string json = "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"meta\":{\"versionId\":\"1\",\"lastUpdated\":\"2026-01-01T00:00:00Z\"},\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},\"subject\":{\"reference\":\"Patient/p1\"},\"effectiveDateTime\":\"2020-02-03\"}";
+        await sql($"INSERT INTO resources (seq, res_type, res_id, version, last_updated, deleted, next_seq, json) VALUES (1, 'Observation', 'o1', 1, 1767225600000000, 0, NULL, '{json}')");
+        await sql("INSERT INTO idx_token VALUES (1, 'Observation', 'code', 'http://loinc.org', '8867-4')");
+        await sql("INSERT INTO idx_token VALUES (1, 'Observation', 'combo-code', 'http://loinc.org', '8867-4')");
+        await sql("INSERT INTO idx_token VALUES (1, 'Observation', 'no-such-parameter', NULL, 'x')");
+        await sql("INSERT INTO idx_reference VALUES (1, 'Observation', 'subject', 'Patient', 'p1')");
+        await sql("INSERT INTO idx_date VALUES (1, 'Observation', 'date', 1580688000000000, 1580774399999999)");
+        await sql("INSERT INTO compartment VALUES (1, 'Observation', 'p1')");
+        await sql("UPDATE store_state SET last_seq = 1, last_ts = 1767225600000000");
+        // The version 2 index on the old columns, as every version 2 store has it.
+        await sql("CREATE INDEX ix_idx_token ON idx_token (res_type, param, code, system, seq)");
+
+        await migrate();
+
+        Assert.Equal(1, await scalar("SELECT COUNT(*) FROM idx_token"));
+        Assert.Equal(Registry.KeyOf("Observation", "code"), await scalar("SELECT pid FROM idx_token"));
+        Assert.Equal(0, await scalar($"SELECT stored FROM search_params WHERE pid = {Registry.Find("Observation", "combo-code")!.Key}"));
+        var parsed = _parser.Parse("Observation", [new("code", "8867-4"), new("combo-code", "http://loinc.org|8867-4"), new("subject", "Patient/p1"), new("date", "2020-02-03")], strict: true, defaultCount: 10);
+        Assert.Equal(["o1"], (await legacy.SearchAsync(parsed.Query, Ct)).Matches.Select(m => m.Id));
+        var compartment = new SearchQuery { Type = "Observation", CompartmentPatientId = "p1", Count = 10 };
+        Assert.Equal(["o1"], (await legacy.SearchAsync(compartment, Ct)).Matches.Select(m => m.Id));
+    }
 }

@@ -17,6 +17,23 @@ public sealed class SqliteResourceStoreTests : ResourceStoreContract
         return _store;
     }
 
+    protected override async Task<(IResourceStore Store, Func<string, Task> Sql, Func<string, Task<long>> Scalar, Func<Task> Migrate)> CreateStoreAtVersionAsync(int version)
+    {
+        var path = Path.Combine(_directory, $"legacy-{version}.db");
+        var store = new SqliteResourceStore(path, Extractor, TimeProvider.System);
+        await store.MigrateAsync(version, CancellationToken.None);
+        async Task<long> Scalar(string sql)
+        {
+            await using var c = new SqliteConnection($"Data Source={path}");
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return (store, sql => Scalar(sql), Scalar, () => store.MigrateAsync(CancellationToken.None));
+    }
+
     protected override async Task<int> CountSecondaryIndexesAsync()
     {
         await using var c = new SqliteConnection($"Data Source={_store!.DatabasePath}");
