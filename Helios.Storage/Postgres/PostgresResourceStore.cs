@@ -165,9 +165,11 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
     {
         var result = new Dictionary<(string, string), CurrentVersion>(keys.Count);
         await using var command = new NpgsqlCommand(
-            // LATERAL: one probe of the current-version index per key, whatever the planner thinks of the table's size.
+            // One probe of the current-version index per key, whatever the planner thinks of the table's size: the
+            // LIMIT keeps the LATERAL subquery from being flattened into a join, which the planner (with the statistics
+            // of a table that grows during a load) turned into a merge join over the whole index, once per batch.
             "SELECT r.res_type, r.res_id, r.seq, r.version, r.deleted FROM unnest(@t, @i) AS k(t, i) CROSS JOIN LATERAL " +
-            "(SELECT x.res_type, x.res_id, x.seq, x.version, x.deleted FROM resources x WHERE x.res_type = k.t AND x.res_id = k.i AND x.next_seq IS NULL) r",
+            "(SELECT x.res_type, x.res_id, x.seq, x.version, x.deleted FROM resources x WHERE x.res_type = k.t AND x.res_id = k.i AND x.next_seq IS NULL LIMIT 1) r",
             (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
         command.Parameters.Add(new NpgsqlParameter<string[]>("t", keys.Select(k => k.Type).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<string[]>("i", keys.Select(k => k.Id).ToArray()));
