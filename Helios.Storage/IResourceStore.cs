@@ -115,6 +115,7 @@ public sealed class PreparedResource
 {
     private readonly byte[]? _head;
     private readonly byte[]? _tail;
+    private readonly ReadOnlyMemory<byte> _rest;
 
     public PreparedResource(Resource resource, Indexing.IndexEntries index)
     {
@@ -133,6 +134,7 @@ public sealed class PreparedResource
         Id = json.Id;
         _head = json.Head;
         _tail = json.Tail;
+        _rest = json.Rest;
         Index = index;
     }
 
@@ -156,6 +158,6 @@ public sealed class PreparedResource
             return Fhir.FhirJson.SerializeToUtf8(resource);
         }
 
-        return Fhir.JsonResource.Compose(_head!, version, lastUpdated, _tail!);
+        return Fhir.JsonResource.Compose(_head!, version, lastUpdated, _tail!, _rest.Span);
     }
 }

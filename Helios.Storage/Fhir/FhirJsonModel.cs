@@ -28,7 +28,23 @@ internal sealed class FhirJsonType
         IsQuantity = typeof(Quantity).IsAssignableFrom(Clr);
         EnumType = Clr.IsGenericType && Clr.GetGenericTypeDefinition() == typeof(Code<>) ? Clr.GetGenericArguments()[0] : null;
         _elements = mapping.PropertyMappings.ToFrozenDictionary(p => p.Name, p => new FhirJsonElement(p), StringComparer.Ordinal);
+        _elementsBySpan = _elements.GetAlternateLookup<ReadOnlySpan<char>>();
+        _choicesBySpan = _choices.GetAlternateLookup<ReadOnlySpan<char>>();
+        DateKind = Name switch
+        {
+            "date" => FhirDateText.Kind.Date,
+            "dateTime" => FhirDateText.Kind.DateTime,
+            "instant" => FhirDateText.Kind.Instant,
+            "time" => FhirDateText.Kind.Time,
+            _ => null,
+        };
     }
+
+    private readonly FrozenDictionary<string, FhirJsonElement>.AlternateLookup<ReadOnlySpan<char>> _elementsBySpan;
+    private readonly ConcurrentDictionary<string, (FhirJsonElement Element, FhirJsonType Type)?>.AlternateLookup<ReadOnlySpan<char>> _choicesBySpan;
+
+    /// <summary>For the date and time primitives, which of them.</summary>
+    public FhirDateText.Kind? DateKind { get; }
 
     /// <summary>The FHIR type name (<c>code</c> for bound codes, <c>Reference</c>, <c>dateTime</c>, ...).</summary>
     public string Name { get; }
@@ -72,6 +88,9 @@ internal sealed class FhirJsonType
     /// <summary>The element with this exact JSON name (not a choice's typed name), or null.</summary>
     public FhirJsonElement? Element(string name) => _elements.GetValueOrDefault(name);
 
+    /// <inheritdoc cref="Element(string)"/>
+    public FhirJsonElement? Element(ReadOnlySpan<char> name) => _elementsBySpan.TryGetValue(name, out var element) ? element : null;
+
     /// <summary>Resolves a typed choice name (<c>valueQuantity</c>) to its element and type; null when unknown or
     /// the type is not one the element allows.</summary>
     public (FhirJsonElement Element, FhirJsonType Type)? ChoiceElement(string jsonName)
@@ -89,6 +108,20 @@ internal sealed class FhirJsonType
         }
 
         return resolved;
+    }
+
+    /// <summary><see cref="ChoiceElement(string)"/> for a name not yet turned into a string: a choice seen before is
+    /// found without allocating, and <paramref name="jsonName"/> is its cached name.</summary>
+    public (FhirJsonElement Element, FhirJsonType Type)? ChoiceElement(ReadOnlySpan<char> name, out string jsonName)
+    {
+        if (_choicesBySpan.TryGetValue(name, out var cached, out var known))
+        {
+            jsonName = cached;
+            return known;
+        }
+
+        jsonName = name.ToString();
+        return ChoiceElement(jsonName);
     }
 
     private (FhirJsonElement Element, FhirJsonType Type)? ResolveChoice(string jsonName)

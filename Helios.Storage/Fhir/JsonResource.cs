@@ -18,7 +18,7 @@ public sealed partial class JsonResource : IDisposable
 {
     private const int MaxIssues = 5;
 
-    private JsonResource(ReadOnlyMemory<byte> utf8, JsonDocument document, string type, string id, byte[] head, byte[] tail)
+    private JsonResource(ReadOnlyMemory<byte> utf8, JsonDocument document, string type, string id, byte[] head, byte[] tail, ReadOnlyMemory<byte> rest)
     {
         Utf8 = utf8;
         Document = document;
@@ -26,6 +26,7 @@ public sealed partial class JsonResource : IDisposable
         Id = id;
         Head = head;
         Tail = tail;
+        Rest = rest;
     }
 
     /// <summary>The input the resource was parsed from.</summary>
@@ -42,21 +43,27 @@ public sealed partial class JsonResource : IDisposable
     /// <summary>UTF-8 text before the version id (ends with <c>"versionId":"</c>).</summary>
     public byte[] Head { get; }
 
-    /// <summary>UTF-8 text after the instant (starts with the instant's closing quote).</summary>
+    /// <summary>UTF-8 text after the instant (starts with the instant's closing quote, ends the meta and holds any
+    /// elements that came before the input's <c>resourceType</c>, <c>id</c> or <c>meta</c>).</summary>
     public byte[] Tail { get; }
+
+    /// <summary>The rest of the input after its last <c>resourceType</c>, <c>id</c> or <c>meta</c> property, up to
+    /// (not including) the closing brace: a slice of <see cref="Utf8"/>, not a copy.</summary>
+    public ReadOnlyMemory<byte> Rest { get; }
 
     /// <summary>Between the version id and the instant.</summary>
     private static ReadOnlySpan<byte> Middle => "\",\"lastUpdated\":\""u8;
 
     /// <summary>The stored JSON (UTF-8) for a version written at <paramref name="lastUpdated"/>.</summary>
-    public byte[] Compose(int version, DateTimeOffset lastUpdated) => Compose(Head, version, lastUpdated, Tail);
+    public byte[] Compose(int version, DateTimeOffset lastUpdated) => Compose(Head, version, lastUpdated, Tail, Rest.Span);
 
-    internal static byte[] Compose(byte[] head, int version, DateTimeOffset lastUpdated, byte[] tail)
+    internal static byte[] Compose(byte[] head, int version, DateTimeOffset lastUpdated, byte[] tail, ReadOnlySpan<byte> rest)
     {
         Span<byte> versionText = stackalloc byte[11];
         version.TryFormat(versionText, out var versionLength, provider: CultureInfo.InvariantCulture);
-        var instant = Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated);
-        var result = new byte[head.Length + versionLength + Middle.Length + instant.Length + tail.Length];
+        Span<byte> instant = stackalloc byte[40];
+        var instantLength = FormatInstant(lastUpdated, instant);
+        var result = new byte[head.Length + versionLength + Middle.Length + instantLength + tail.Length + rest.Length + 1];
         var at = 0;
         head.CopyTo(result, at);
         at += head.Length;
@@ -64,9 +71,20 @@ public sealed partial class JsonResource : IDisposable
         at += versionLength;
         Middle.CopyTo(result.AsSpan(at));
         at += Middle.Length;
-        at += Encoding.ASCII.GetBytes(instant, result.AsSpan(at));
+        instant[..instantLength].CopyTo(result.AsSpan(at));
+        at += instantLength;
         tail.CopyTo(result, at);
+        at += tail.Length;
+        rest.CopyTo(result.AsSpan(at));
+        result[^1] = (byte)'}';
         return result;
+    }
+
+    /// <summary>The instant as the SDK writes it (<c>yyyy-MM-ddTHH:mm:ss.fffK</c> style, see the equivalence tests).</summary>
+    private static int FormatInstant(DateTimeOffset value, Span<byte> destination)
+    {
+        var text = Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(value);
+        return Encoding.ASCII.GetBytes(text, destination);
     }
 
     public void Dispose() => Document.Dispose();
@@ -125,8 +143,8 @@ public sealed partial class JsonResource : IDisposable
                 return null;
             }
 
-            var (head, tail) = Template(utf8.Span, type, id);
-            var result = new JsonResource(utf8, document, type, id, head, tail);
+            var (head, tail, rest) = Template(utf8, root, type, id);
+            var result = new JsonResource(utf8, document, type, id, head, tail, rest);
             document = null!;
             return result;
         }
@@ -136,18 +154,33 @@ public sealed partial class JsonResource : IDisposable
         }
     }
 
-    /// <summary>Cuts the input around a new <c>meta</c>: the head names type and id, the tail holds the input's
-    /// other meta elements and every other top-level element, copied as raw UTF-8 slices of the input.</summary>
-    private static (byte[] Head, byte[] Tail) Template(ReadOnlySpan<byte> utf8, string type, string id)
+    /// <summary>Cuts the input around a new <c>meta</c>: the head names type and id; the tail holds the input's other
+    /// meta elements and any element that came before <c>resourceType</c>, <c>id</c> or <c>meta</c>; the rest is the
+    /// input after the last of those three, uncopied. Only the properties up to that point are read again (in FHIR
+    /// JSON they come first), not the whole document.</summary>
+    private static (byte[] Head, byte[] Tail, ReadOnlyMemory<byte> Remainder) Template(ReadOnlyMemory<byte> input, JsonElement root, string type, string id)
     {
+        var utf8 = input.Span;
+        // How many top-level properties to read: through the last resourceType, id or meta.
+        int count = 0, through = 0;
+        foreach (var property in root.EnumerateObject())
+        {
+            count++;
+            var name = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(property);
+            if (name.SequenceEqual("resourceType"u8) || name.SequenceEqual("id"u8) || name.SequenceEqual("meta"u8) || name.IndexOf((byte)'\\') >= 0)
+            {
+                through = count;
+            }
+        }
+
         // The id is a FHIR id (checked), so it needs no escaping.
         var head = Encoding.UTF8.GetBytes(string.Concat("{\"resourceType\":\"", type, "\",\"id\":\"", id, "\",\"meta\":{\"versionId\":\""));
-        var tail = new ArrayBufferWriter<byte>(utf8.Length + 8);
+        var tail = new ArrayBufferWriter<byte>(128);
         tail.Write("\""u8);
         var others = new List<System.Range>();
         var reader = new Utf8JsonReader(utf8);
         reader.Read();
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        for (var read = 0; read < through && reader.Read() && reader.TokenType == JsonTokenType.PropertyName; read++)
         {
             var start = (int)reader.TokenStartIndex;
             var skip = reader.ValueTextEquals("resourceType"u8) || reader.ValueTextEquals("id"u8);
@@ -186,8 +219,11 @@ public sealed partial class JsonResource : IDisposable
             tail.Write(utf8[range]);
         }
 
-        tail.Write("}"u8);
-        return (head, tail.WrittenSpan.ToArray());
+        // The remaining properties, verbatim: from after the last one read (a comma and whitespace lead the next)
+        // to the closing brace of the resource.
+        var end = utf8.LastIndexOf((byte)'}');
+        var restStart = (int)reader.BytesConsumed;
+        return (head, tail.WrittenSpan.ToArray(), through == count ? ReadOnlyMemory<byte>.Empty : input[restStart..end]);
     }
 
     /// <summary>The structural walk. Paths in issues read like FHIRPath (<c>Observation.component[1].valueQuantity</c>).</summary>
@@ -257,6 +293,7 @@ public sealed partial class JsonResource : IDisposable
 
         private void Properties(JsonElement value, FhirJsonType type, bool isResource, int first)
         {
+            Span<char> buffer = stackalloc char[64];
             foreach (var property in value.EnumerateObject())
             {
                 if (Full)
@@ -264,31 +301,53 @@ public sealed partial class JsonResource : IDisposable
                     return;
                 }
 
-                var name = property.Name;
+                // Names are looked up without allocating: the raw UTF-8 name, widened when it is plain ASCII (any
+                // escape or non-ASCII byte takes the string the parser decodes).
+                var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8PropertyName(property);
+                scoped ReadOnlySpan<char> span;
+                string? decoded = null;
+                if (raw.Length <= buffer.Length && System.Text.Ascii.IsValid(raw) && raw.IndexOf((byte)'\\') < 0)
+                {
+                    System.Text.Ascii.ToUtf16(raw, buffer, out var written);
+                    span = buffer[..written];
+                }
+                else
+                {
+                    decoded = property.Name;
+                    span = decoded;
+                }
+
                 for (var i = first; i < _names.Count; i++)
                 {
-                    if (string.Equals(_names[i], name, StringComparison.Ordinal))
+                    if (span.SequenceEqual(_names[i]))
                     {
-                        Push(name);
-                        Issue($"the property '{name}' appears more than once.");
+                        var duplicate = decoded ?? span.ToString();
+                        Push(duplicate);
+                        Issue($"the property '{duplicate}' appears more than once.");
                         Pop();
                         return;
                     }
                 }
 
-                _names.Add(name);
-                if (isResource && name == "resourceType")
+                if (isResource && span.SequenceEqual("resourceType"))
                 {
+                    _names.Add("resourceType");
                     continue;
                 }
 
-                Push(name);
-                if (name.Length > 1 && name[0] == '_')
+                string name;
+                if (span.Length > 1 && span[0] == '_')
                 {
+                    name = decoded ?? span.ToString();
+                    _names.Add(name);
+                    Push(name);
                     Companion(property.Value, type, name[1..]);
                 }
-                else if (type.Element(name) is { } element)
+                else if (type.Element(span) is { } element)
                 {
+                    name = element.Name;
+                    _names.Add(name);
+                    Push(name);
                     if (element.IsChoice)
                     {
                         Issue($"the choice element '{name}[x]' needs its type in the name (for example '{name}String').");
@@ -298,12 +357,16 @@ public sealed partial class JsonResource : IDisposable
                         Values(property.Value, element, element.IsResource ? null : element.Type);
                     }
                 }
-                else if (type.ChoiceElement(name) is { } choice)
+                else if (type.ChoiceElement(span, out name) is { } choice)
                 {
+                    _names.Add(name);
+                    Push(name);
                     Values(property.Value, choice.Element, choice.Type);
                 }
                 else
                 {
+                    _names.Add(name);
+                    Push(name);
                     Issue($"'{name}' is not an element of {type.Name}.");
                 }
 
@@ -451,16 +514,22 @@ public sealed partial class JsonResource : IDisposable
             {
                 Issue($"a {type.Name} must be a JSON string.");
             }
-            else
+            else if (type.DateKind is { } kind)
             {
-                var text = value.GetString()!;
-                var valid = type.Name switch
+                // Most values have one of the common shapes the fast check knows; the SDK decides the rest.
+                var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value);
+                if (raw.Length >= 2 && FhirDateText.IsCertainlyValid(raw[1..^1], kind))
                 {
-                    "date" => Date.IsValidValue(text),
-                    "dateTime" => FhirDateTime.IsValidValue(text),
-                    "time" => Time.IsValidValue(text),
-                    "instant" => Instant.IsValidValue(text),
-                    _ => true,
+                    return;
+                }
+
+                var text = value.GetString()!;
+                var valid = kind switch
+                {
+                    FhirDateText.Kind.Date => Date.IsValidValue(text),
+                    FhirDateText.Kind.DateTime => FhirDateTime.IsValidValue(text),
+                    FhirDateText.Kind.Time => Time.IsValidValue(text),
+                    _ => Instant.IsValidValue(text),
                 };
                 if (!valid)
                 {

@@ -24,6 +24,41 @@ if (args.Contains("--export"))
     return;
 }
 
+if (args.Contains("--prepare-only"))
+{
+    // The load's CPU stages on one thread, without a store: parse + structural check + template, index extraction,
+    // composing the stored text. For profiling (`perf record`), and to see what a resource costs before any write.
+    var n = args.SkipWhile(a => a != "--resources").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(50_000);
+    var file = Path.Combine(Path.GetTempPath(), "helios-prepare-" + Guid.NewGuid().ToString("N")[..8] + ".ndjson");
+    WriteInput(file, n, "synthea");
+    var input = File.ReadAllLines(file).Select(l => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes(l)).ToList();
+    File.Delete(file);
+    var jsonExtractor = new JsonIndexExtractor(SearchParameterRegistry.Instance);
+    for (var pass = 0; pass < 4; pass++)
+    {
+        long parse = 0, extract = 0, compose = 0, rows = 0;
+        foreach (var line in input)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            using var json = JsonResource.TryParse(line, out _) ?? throw new InvalidOperationException("bad line");
+            var t1 = Stopwatch.GetTimestamp();
+            var entries = jsonExtractor.Extract(json);
+            var t2 = Stopwatch.GetTimestamp();
+            var prepared = new Helios.Storage.PreparedResource(json, entries);
+            _ = prepared.Compose(1, DateTimeOffset.UtcNow);
+            compose += Stopwatch.GetTimestamp() - t2;
+            parse += t1 - t0;
+            extract += t2 - t1;
+            rows += entries.Count;
+        }
+
+        double Us(long ticks) => Stopwatch.GetElapsedTime(0, ticks).TotalMicroseconds / input.Count;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pass {pass}: parse+check+template {Us(parse):F1} us, extract {Us(extract):F1} us, compose {Us(compose):F1} us per resource; {rows / (double)input.Count:F2} index rows per resource"));
+    }
+
+    return;
+}
+
 var resources = 200_000;
 var source = "synthea";
 var backends = new[] { "sqlite", "postgres" };

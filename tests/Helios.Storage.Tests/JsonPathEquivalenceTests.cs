@@ -35,7 +35,68 @@ public sealed class JsonPathEquivalenceTests
         """{"resourceType":"Group","id":"g1","type":"person","actual":true,"quantity":2,"member":[{"entity":{"reference":"Patient/f1"},"period":{"start":"2020"},"inactive":false},{"entity":{"reference":"Patient/f2"}}],"characteristic":[{"code":{"text":"c"},"valueQuantity":{"value":3.0,"unit":"x"},"exclude":false}]}""",
         """{"resourceType":"Coverage","id":"cv1","status":"active","beneficiary":{"reference":"Patient/f1"},"payor":[{"reference":"Organization/o1"}],"class":[{"type":{"coding":[{"code":"group"}]},"value":"G1"}],"costToBeneficiary":[{"valueMoney":{"value":10,"currency":"USD"}}]}""",
         """{"resourceType":"ValueSet","id":"vs1","url":"http://example.org/vs","version":"1","status":"draft","date":"2020-01-01T00:00:00Z","useContext":[{"code":{"system":"http://terminology.hl7.org/CodeSystem/usage-context-type","code":"focus"},"valueCodeableConcept":{"coding":[{"code":"x"}]}},{"code":{"code":"age"},"valueQuantity":{"value":18,"code":"a"}}],"jurisdiction":[{"coding":[{"system":"urn:iso:std:iso:3166","code":"US"}]}],"compose":{"include":[{"system":"http://loinc.org"}]}}""",
+        // Elements before resourceType, id and meta, spaces between tokens, an escaped property name: the stored text
+        // is cut around them, not re-serialized.
+        """{ "text" : {"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"} , "resourceType":"Patient", "active" : true, "id":"f4", "meta":{"source":"s","versionId":"2"}, "gender":"male" , "birthDate":"2000-02-29" }""",
+        """{"resourceType":"Patient","id":"f5","\u0067ender":"female","birthDate":"1999-12-31","meta":{"tag":[{"code":"t"}]}}""",
+        """{"resourceType":"Patient","meta":{"lastUpdated":"2001-01-01T00:00:00Z"},"id":"f6"}""",
+        // Date and time shapes at the edges of the fast check (the SDK decides what it does not know).
+        """{"resourceType":"Observation","id":"o4","status":"final","code":{"text":"t"},"effectiveDateTime":"2019-02-29","issued":"2020-01-01T10:00:00.123456789+14:00"}""",
+        """{"resourceType":"Observation","id":"o5","status":"final","code":{"text":"t"},"effectiveDateTime":"2016-12-31T23:59:60Z","valueTime":"24:00:00"}""",
+        """{"resourceType":"Observation","id":"o6","status":"final","code":{"text":"t"},"effectiveDateTime":"0999-01-01","valueDateTime":"2020-06-15T08:30:00-14:00"}""",
+        """{"resourceType":"Observation","id":"o7","status":"final","code":{"text":"t"},"effectiveDateTime":"2020-06-15T08:30Z","valueTime":"08:30:00.5"}""",
     ];
+
+    [Fact]
+    public void FastDateCheck_NeverAcceptsWhatTheSdkRefuses()
+    {
+        string[] years = ["0000", "0001", "0999", "1000", "1900", "1970", "2000", "2019", "2020", "2100", "9999", "20x0"];
+        string[] months = ["00", "01", "02", "04", "12", "13"];
+        string[] days = ["00", "01", "28", "29", "30", "31", "32"];
+        string[] times = ["00:00:00", "23:59:59", "24:00:00", "23:60:00", "23:59:60", "12:30:45.1", "12:30:45.1234567", "12:30:45.12345678", "12:30:45.", "1:02:03", "12:30"];
+        string[] zones = ["Z", "+00:00", "-05:00", "+13:59", "+14:00", "+14:01", "-14:00", "+15:00", "z", "+0500", ""];
+        var dates = new List<string>();
+        foreach (var y in years)
+        {
+            dates.Add(y);
+            foreach (var m in months)
+            {
+                dates.Add($"{y}-{m}");
+                dates.AddRange(days.Select(d => $"{y}-{m}-{d}"));
+            }
+        }
+
+        var dateTimes = dates.Where(d => d.Length == 10).SelectMany(d => times.SelectMany(t => zones.Select(z => $"{d}T{t}{z}"))).ToList();
+        var accepted = 0;
+        void Check(string text, FhirDateText.Kind kind, Func<string, bool> sdk)
+        {
+            if (FhirDateText.IsCertainlyValid(Encoding.UTF8.GetBytes(text), kind))
+            {
+                accepted++;
+                Assert.True(sdk(text), $"the fast check accepts the {kind} '{text}', the SDK does not");
+            }
+        }
+
+        foreach (var text in dates.Concat(dateTimes))
+        {
+            Check(text, FhirDateText.Kind.Date, Hl7.Fhir.Model.Date.IsValidValue);
+            Check(text, FhirDateText.Kind.DateTime, Hl7.Fhir.Model.FhirDateTime.IsValidValue);
+            Check(text, FhirDateText.Kind.Instant, Hl7.Fhir.Model.Instant.IsValidValue);
+        }
+
+        foreach (var text in times.Concat(dateTimes))
+        {
+            Check(text, FhirDateText.Kind.Time, Hl7.Fhir.Model.Time.IsValidValue);
+        }
+
+        // It does know the common shapes (else it would be no faster).
+        Assert.True(accepted > 1000, $"the fast check accepted only {accepted} values");
+        Assert.True(FhirDateText.IsCertainlyValid("2020-02-29"u8, FhirDateText.Kind.Date));
+        Assert.False(FhirDateText.IsCertainlyValid("2019-02-29"u8, FhirDateText.Kind.Date));
+        Assert.True(FhirDateText.IsCertainlyValid("2020-01-01T10:00:00.123+01:00"u8, FhirDateText.Kind.DateTime));
+        Assert.True(FhirDateText.IsCertainlyValid("2020-01-01T10:00:00Z"u8, FhirDateText.Kind.Instant));
+        Assert.False(FhirDateText.IsCertainlyValid("2020-01-01"u8, FhirDateText.Kind.Instant));
+    }
 
     [Fact]
     public void HandMadeFixtures_GiveTheSameIndexRows_AndTheSameContent()
