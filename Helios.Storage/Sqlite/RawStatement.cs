@@ -30,11 +30,27 @@ internal sealed class RawStatement : IDisposable
         return this;
     }
 
+    /// <summary>Binds text, encoded to UTF-8 in a buffer the statement reuses (SQLite copies it).</summary>
     public RawStatement Bind(int index, string? value)
     {
-        Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text(_statement, index, value));
+        if (value is null)
+        {
+            Check(raw.sqlite3_bind_null(_statement, index));
+            return this;
+        }
+
+        var length = System.Text.Encoding.UTF8.GetMaxByteCount(value.Length);
+        if (_text.Length < length)
+        {
+            _text = new byte[Math.Max(length, _text.Length * 2)];
+        }
+
+        var written = System.Text.Encoding.UTF8.GetBytes(value, _text);
+        Check(raw.sqlite3_bind_text(_statement, index, _text.AsSpan(0, written)));
         return this;
     }
+
+    private byte[] _text = new byte[256];
 
     /// <summary>Binds UTF-8 bytes as TEXT (no UTF-16 round trip).</summary>
     public RawStatement BindUtf8Text(int index, ReadOnlySpan<byte> utf8)

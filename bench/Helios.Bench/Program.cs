@@ -59,6 +59,38 @@ if (args.Contains("--prepare-only"))
     return;
 }
 
+if (args.Contains("--write-only"))
+{
+    // The store's write of already prepared resources, alone (prepared up front, in memory): for profiling the writer.
+    var n = args.SkipWhile(a => a != "--resources").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(100_000);
+    var dir = Path.Combine(Path.GetTempPath(), "helios-write-" + Guid.NewGuid().ToString("N")[..8]);
+    Directory.CreateDirectory(dir);
+    var file = Path.Combine(dir, "in.ndjson");
+    WriteInput(file, n, "synthea");
+    var jsonExtractor = new JsonIndexExtractor(SearchParameterRegistry.Instance);
+    var prepared = File.ReadAllLines(file).AsParallel().AsOrdered().Select(l =>
+    {
+        using var json = JsonResource.TryParse(Encoding.UTF8.GetBytes(l), out _)!;
+        return new Helios.Storage.PreparedResource(json, jsonExtractor.Extract(json));
+    }).ToList();
+    var store = new SqliteResourceStore(Path.Combine(dir, "w.db"), new IndexExtractor(SearchParameterRegistry.Instance), TimeProvider.System);
+    await store.MigrateAsync(CancellationToken.None);
+    await store.DropSecondaryIndexesAsync(CancellationToken.None);
+    Console.WriteLine("writing...");
+    var sw = Stopwatch.StartNew();
+    foreach (var chunk in prepared.Chunk(5000))
+    {
+        await store.LoadBatchAsync(chunk, CancellationToken.None);
+    }
+
+    var write = sw.Elapsed;
+    await store.EnsureSecondaryIndexesAsync(CancellationToken.None);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"sqlite write {write.TotalMicroseconds / n:F1} us per resource, index build {(sw.Elapsed - write).TotalMicroseconds / n:F1} us per resource"));
+    SqliteConnection.ClearAllPools();
+    Directory.Delete(dir, recursive: true);
+    return;
+}
+
 var resources = 200_000;
 var source = "synthea";
 var backends = new[] { "sqlite", "postgres" };
