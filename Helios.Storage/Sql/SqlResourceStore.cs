@@ -137,7 +137,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             }
 
             Serialize(rows);
-            // Supersede first: the unique index on current versions must never see two.
+            // Mark the replaced versions superseded, then add the new ones.
             await SupersedeAsync(connection, transaction, superseded, cancellationToken);
             await InsertRowsAsync(connection, transaction, rows, cancellationToken);
             await WriteClockAsync(connection, transaction, lastSeq, ts - 1, cancellationToken);

@@ -76,9 +76,18 @@ if (args.Contains("--write-only"))
     var store = new SqliteResourceStore(Path.Combine(dir, "w.db"), new IndexExtractor(SearchParameterRegistry.Instance), TimeProvider.System);
     await store.MigrateAsync(CancellationToken.None);
     await store.DropSecondaryIndexesAsync(CancellationToken.None);
+    if (Environment.GetEnvironmentVariable("BENCH_DROP") is { Length: > 0 } drop)
+    {
+        await using var c = new SqliteConnection($"Data Source={Path.Combine(dir, "w.db")}");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = drop;
+        await cmd.ExecuteNonQueryAsync();
+    }
+
     Console.WriteLine("writing...");
     var sw = Stopwatch.StartNew();
-    foreach (var chunk in prepared.Chunk(5000))
+    foreach (var chunk in prepared.Chunk(int.Parse(Environment.GetEnvironmentVariable("BENCH_BATCH") ?? "5000", CultureInfo.InvariantCulture)))
     {
         await store.LoadBatchAsync(chunk, CancellationToken.None);
     }
