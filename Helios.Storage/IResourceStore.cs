@@ -28,6 +28,11 @@ public interface IResourceStore
     /// keep their ids; an existing id gets a new version (update-as-create).</summary>
     Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken);
 
+    /// <summary><see cref="LoadBatchAsync(IReadOnlyList{PreparedResource}, CancellationToken)"/> in a load that began
+    /// on an empty store (see <see cref="ISchemaMigrator.TryDropNaturalKeyIndexAsync"/>): earlier versions of a key
+    /// are found in <paramref name="keys"/> (which the batch updates), not looked up in the store.</summary>
+    Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, LoadKeys? keys, CancellationToken cancellationToken);
+
     /// <summary>
     /// Streams, in key order, the versions of one type that were current at <see cref="SnapshotRange.SnapshotSeq"/>
     /// (not deleted at that point), with keys in (<see cref="SnapshotRange.AfterSeq"/>, <see cref="SnapshotRange.UpToSeq"/>]:

@@ -10,6 +10,11 @@ public interface ISchemaMigrator
     /// <summary>Drops the search and history indexes (searches become slow until <see cref="EnsureSecondaryIndexesAsync"/>).</summary>
     Task DropSecondaryIndexesAsync(CancellationToken cancellationToken);
 
-    /// <summary>Builds every missing secondary index.</summary>
+    /// <summary>For a bulk load: when the store holds no resources, drops the unique index on (type, id, version) as
+    /// well (the load then tracks its keys itself, see <see cref="LoadKeys"/>) and returns true. Only while nothing
+    /// else writes: <see cref="EnsureSecondaryIndexesAsync"/> re-creates it as unique at the end.</summary>
+    Task<bool> TryDropNaturalKeyIndexAsync(CancellationToken cancellationToken);
+
+    /// <summary>Builds every missing secondary index (and the natural-key index, if a load dropped it).</summary>
     Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken);
 }

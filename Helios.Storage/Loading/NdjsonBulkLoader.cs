@@ -157,9 +157,16 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
     public async Task<Result> LoadAsync(IAsyncEnumerable<(string Source, long Line, ReadOnlyMemory<byte> Utf8)> lines, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
+        LoadKeys? keys = null;
         if (DeferIndexesOf is { } schema)
         {
             await schema.DropSecondaryIndexesAsync(cancellationToken);
+            // Into an empty store, the load tracks the versions it writes itself: no natural-key index to maintain
+            // (a random insert per resource, the writer's largest single cost) and no lookups.
+            if (await schema.TryDropNaturalKeyIndexAsync(cancellationToken))
+            {
+                keys = new LoadKeys();
+            }
         }
 
         var errors = new List<LineError>();
@@ -175,7 +182,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
                 using var activity = StorageTelemetry.ActivitySource.StartActivity("helios.storage.bulk_batch");
                 activity?.SetTag("helios.storage.batch_size", batch.Count);
                 var writeStarted = Stopwatch.GetTimestamp();
-                await store.LoadBatchAsync(batch, cancellationToken);
+                await store.LoadBatchAsync(batch, keys, cancellationToken);
                 writeTicks += Stopwatch.GetTimestamp() - writeStarted;
                 loaded += batch.Count;
             }

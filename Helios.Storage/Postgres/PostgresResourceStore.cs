@@ -73,6 +73,7 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
             .GroupBy(i => i.Definition[..i.Definition.IndexOf(' ', StringComparison.Ordinal)], StringComparer.Ordinal)
             .Select(g => g.Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}").ToList())
             .OrderByDescending(g => g.Count)
+            .Prepend([Schema.NaturalKeyIndex])
             .ToList();
         var lanes = Math.Clamp(Environment.ProcessorCount, 1, groups.Count);
         var next = -1;

@@ -113,6 +113,10 @@ internal static class Schema
         return sb.Append(" ON CONFLICT (pid) DO UPDATE SET res_type = excluded.res_type, param = excluded.param, stored = excluded.stored").ToString();
     }
 
+    /// <summary>The unique index on the natural key (type, id, version), created by migration 1. A bulk load into
+    /// an empty store drops it and builds it at the end with the secondary indexes.</summary>
+    public const string NaturalKeyIndex = "CREATE UNIQUE INDEX IF NOT EXISTS ux_resources_version ON resources (res_type, res_id, version)";
+
     /// <summary>
     /// Secondary indexes, kept out of the migrations so that a bulk load into a store can drop them and build them
     /// once at the end (sorted builds are far faster than row-by-row maintenance). Every startup re-creates any that

@@ -44,7 +44,42 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"DROP INDEX IF EXISTS {i.Name}").ToList(), cancellationToken);
 
     public virtual Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken) =>
-        ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}").ToList(), cancellationToken);
+        ExecuteDdlAsync([Schema.NaturalKeyIndex, .. Schema.SecondaryIndexes(IsPostgres).Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}")], cancellationToken);
+
+    public async Task<bool> TryDropNaturalKeyIndexAsync(CancellationToken cancellationToken)
+    {
+        // Under the writer lock, so that no write slips in between the check and the drop.
+        await using var connection = await OpenAsync(cancellationToken);
+        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        try
+        {
+            await ReadClockAsync(connection, transaction, cancellationToken);
+            await using (var any = connection.CreateCommand())
+            {
+                any.Transaction = transaction;
+                any.CommandText = "SELECT COUNT(*) FROM (SELECT 1 FROM resources LIMIT 1) x";
+                if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) > 0)
+                {
+                    return false;
+                }
+            }
+
+            await using (var drop = connection.CreateCommand())
+            {
+                drop.Transaction = transaction;
+                drop.CommandText = "DROP INDEX IF EXISTS ux_resources_version";
+                await drop.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return true;
+        }
+        finally
+        {
+            await transaction.DisposeAsync();
+            EndWrite();
+        }
+    }
 
     /// <summary>Releases an in-process writer lock, if the dialect uses one.</summary>
     protected virtual void EndWrite()
@@ -55,19 +90,22 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
     {
         ArgumentNullException.ThrowIfNull(writes);
         var prepared = writes.Select(w => w.Resource is null ? null : new PreparedResource(w.Resource, extractor.Extract(w.Resource))).ToList();
-        return await WriteCoreAsync(writes, prepared, returnResources: true, cancellationToken);
+        return await WriteCoreAsync(writes, prepared, returnResources: true, loadKeys: null, cancellationToken);
     }
 
-    public async Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken)
+    public Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken) =>
+        LoadBatchAsync(batch, null, cancellationToken);
+
+    public async Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, LoadKeys? keys, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         var writes = batch.Select(b => new ResourceWrite(WriteKind.Update, b.Type, b.Id, b.Resource)).ToList();
         // A load reports nothing per resource: no stored text is decoded back into a string (a 2-byte-per-char
         // copy of every resource, on the writer's thread).
-        await WriteCoreAsync(writes, batch, returnResources: false, cancellationToken);
+        await WriteCoreAsync(writes, batch, returnResources: false, keys, cancellationToken);
     }
 
-    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared, bool returnResources, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared, bool returnResources, LoadKeys? loadKeys, CancellationToken cancellationToken)
     {
         if (writes.Count == 0)
         {
@@ -84,7 +122,10 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         {
             var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
             var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
-            var current = await LookupCurrentAsync(connection, transaction, keys, cancellationToken);
+            var current = loadKeys is null
+                ? await LookupCurrentAsync(connection, transaction, keys, cancellationToken)
+                : (await loadKeys.LookupAsync(keys, seq => ReadKeyOfSeqAsync(connection, transaction, seq, cancellationToken)))
+                    .ToDictionary(e => e.Key, e => new CurrentVersion(e.Value.Seq, e.Value.Number, e.Value.Deleted));
             var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs + 1);
 
             var rows = new List<NewVersion>(writes.Count);
@@ -142,6 +183,17 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
             await InsertRowsAsync(connection, transaction, rows, cancellationToken);
             await WriteClockAsync(connection, transaction, lastSeq, ts - 1, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
+            if (loadKeys is not null)
+            {
+                foreach (var key in keys)
+                {
+                    if (current.TryGetValue(key, out var version))
+                    {
+                        loadKeys.Record(key, new LoadKeys.Version(version.Seq, version.Version, version.Deleted));
+                    }
+                }
+            }
+
             StorageTelemetry.WriteDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             foreach (var group in rows.GroupBy(x => x.Type))
             {
@@ -181,6 +233,17 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         {
             Parallel.ForEach(rows, One);
         }
+    }
+
+    /// <summary>The type and id stored under a key (to confirm a <see cref="LoadKeys"/> hash match).</summary>
+    private static async Task<(string Type, string Id)?> ReadKeyOfSeqAsync(DbConnection connection, DbTransaction transaction, long seq, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT res_type, res_id FROM resources WHERE seq = @s";
+        AddParameter(command, "@s", seq);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
     }
 
     private static async Task WriteClockAsync(DbConnection connection, DbTransaction transaction, long lastSeq, long lastTs, CancellationToken cancellationToken)

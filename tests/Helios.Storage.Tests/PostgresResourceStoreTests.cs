@@ -37,6 +37,12 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
         return (store, sql => Scalar(sql), Scalar, () => store.MigrateAsync(CancellationToken.None));
     }
 
+    protected override async Task<int> CountNaturalKeyIndexAsync()
+    {
+        await using var cmd = _dataSource!.CreateCommand("SELECT COUNT(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = 'ux_resources_version' AND indexdef LIKE 'CREATE UNIQUE%'");
+        return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     protected override async Task<int> CountSecondaryIndexesAsync()
     {
         await using var cmd = _dataSource!.CreateCommand("SELECT COUNT(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname LIKE 'ix_%'");

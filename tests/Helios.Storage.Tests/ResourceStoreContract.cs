@@ -271,6 +271,40 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DeferredLoad_IntoAnEmptyStore_TracksItsOwnKeys_AndRestoresTheNaturalKeyIndex()
+    {
+        string Line(string id, string gender) => $$"""{"resourceType":"Patient","id":"{{id}}","gender":"{{gender}}"}""";
+        async Task<NdjsonBulkLoader.Result> Load(params string[] lines)
+        {
+            var loader = new NdjsonBulkLoader(Store, Extractor) { BatchSize = 2, DeferIndexesOf = (ISchemaMigrator)Store };
+            using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", lines)));
+            return await loader.LoadAsync(NdjsonBulkLoader.ReadLinesAsync(stream, "keys.ndjson", Ct), Ct);
+        }
+
+        // "a" three times in later batches and twice in one batch; the store is empty, so the load tracks keys itself.
+        var first = await Load(Line("a", "male"), Line("b", "male"), Line("a", "female"), Line("c", "male"), Line("a", "other"), Line("a", "unknown"), Line("b", "female"));
+        Assert.Equal(7, first.Loaded);
+        Assert.Equal(4, (await Store.ReadAsync("Patient", "a", Ct))!.VersionId);
+        Assert.Contains("\"unknown\"", (await Store.ReadAsync("Patient", "a", Ct))!.Json);
+        Assert.Contains("\"female\"", (await Store.ReadVersionAsync("Patient", "a", 2, Ct))!.Json);
+        Assert.Equal(2, (await Store.ReadAsync("Patient", "b", Ct))!.VersionId);
+        Assert.Equal(["a"], await Ids("Patient", "gender=unknown"));
+        Assert.Empty(await Ids("Patient", "gender=other"));
+
+        // The unique natural-key index is back: a second load (into a store that is no longer empty) looks keys up.
+        Assert.Equal(1, await CountNaturalKeyIndexAsync());
+        var second = await Load(Line("a", "male"), Line("d", "male"));
+        Assert.Equal(2, second.Loaded);
+        Assert.Equal(5, (await Store.ReadAsync("Patient", "a", Ct))!.VersionId);
+        Assert.Equal(1, (await Store.ReadAsync("Patient", "d", Ct))!.VersionId);
+        Assert.Equal(1, await CountNaturalKeyIndexAsync());
+        Assert.Equal(Helios.Storage.Sql.Schema.SecondaryIndexes(postgres: false).Count, await CountSecondaryIndexesAsync());
+    }
+
+    /// <summary>How many indexes named <c>ux_resources_version</c> exist (0 or 1).</summary>
+    protected abstract Task<int> CountNaturalKeyIndexAsync();
+
+    [Fact]
     public async Task NdjsonLoad_ReportsBadLines_LoadsTheRest_AndRebuildsDeferredIndexes()
     {
         var good1 = Helios.Storage.Fhir.FhirJson.Serialize(NewPatient("nd1", "Ndjson"));

@@ -34,6 +34,15 @@ public sealed class SqliteResourceStoreTests : ResourceStoreContract
         return (store, sql => Scalar(sql), Scalar, () => store.MigrateAsync(CancellationToken.None));
     }
 
+    protected override async Task<int> CountNaturalKeyIndexAsync()
+    {
+        await using var c = new SqliteConnection($"Data Source={_store!.DatabasePath}");
+        await c.OpenAsync();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'ux_resources_version' AND sql LIKE 'CREATE UNIQUE%'";
+        return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     protected override async Task<int> CountSecondaryIndexesAsync()
     {
         await using var c = new SqliteConnection($"Data Source={_store!.DatabasePath}");

@@ -118,3 +118,39 @@ public sealed class SyntheticDataGeneratorTests
         Assert.Superset(new HashSet<string> { "Patient", "Encounter", "Observation", "Condition", "MedicationRequest", "Claim", "Group", "Organization", "Practitioner" }, types);
     }
 }
+
+public sealed class LoadKeysTests
+{
+    [Fact]
+    public async System.Threading.Tasks.Task KeysWithTheSameHash_AreTellApartByTheStoredKey_AndKeptExactly()
+    {
+        // Every key hashes alike: each match must be confirmed against what is stored under its key.
+        var keys = new LoadKeys((_, _) => 42);
+        var stored = new Dictionary<long, (string Type, string Id)>();
+        System.Threading.Tasks.Task<(string Type, string Id)?> KeyOf(long seq) => System.Threading.Tasks.Task.FromResult<(string, string)?>(stored.TryGetValue(seq, out var k) ? k : null);
+        long seq = 0;
+        async System.Threading.Tasks.Task<Dictionary<(string Type, string Id), int>> Write(params (string Type, string Id)[] batch)
+        {
+            var found = await keys.LookupAsync(batch.Distinct().ToList(), KeyOf);
+            var versions = new Dictionary<(string Type, string Id), int>();
+            foreach (var key in batch)
+            {
+                var version = (versions.TryGetValue(key, out var v) ? v : found.TryGetValue(key, out var f) ? f.Number : 0) + 1;
+                versions[key] = version;
+                stored[++seq] = key;
+                keys.Record(key, new LoadKeys.Version(seq, version, false));
+            }
+
+            return versions;
+        }
+
+        Assert.Equal(1, (await Write(("Patient", "a"), ("Patient", "b")))[("Patient", "a")]);
+        Assert.Equal(2, (await Write(("Patient", "a")))[("Patient", "a")]);
+        Assert.Equal(2, (await Write(("Patient", "b")))[("Patient", "b")]);
+        Assert.Equal(1, (await Write(("Patient", "c")))[("Patient", "c")]);
+        Assert.Equal(1, (await Write(("Observation", "a")))[("Observation", "a")]);
+        Assert.Equal(2, (await Write(("Patient", "c")))[("Patient", "c")]);
+        Assert.Equal(3, (await Write(("Patient", "a")))[("Patient", "a")]);
+        Assert.Equal(2, (await Write(("Observation", "a")))[("Observation", "a")]);
+    }
+}
