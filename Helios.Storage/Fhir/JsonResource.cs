@@ -61,9 +61,8 @@ public sealed partial class JsonResource : IDisposable
     {
         Span<byte> versionText = stackalloc byte[11];
         version.TryFormat(versionText, out var versionLength, provider: CultureInfo.InvariantCulture);
-        Span<byte> instant = stackalloc byte[40];
-        var instantLength = FormatInstant(lastUpdated, instant);
-        var result = new byte[head.Length + versionLength + Middle.Length + instantLength + tail.Length + rest.Length + 1];
+        var instant = Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(lastUpdated);
+        var result = new byte[head.Length + versionLength + Middle.Length + instant.Length + tail.Length + rest.Length + 1];
         var at = 0;
         head.CopyTo(result, at);
         at += head.Length;
@@ -71,20 +70,12 @@ public sealed partial class JsonResource : IDisposable
         at += versionLength;
         Middle.CopyTo(result.AsSpan(at));
         at += Middle.Length;
-        instant[..instantLength].CopyTo(result.AsSpan(at));
-        at += instantLength;
+        at += Encoding.ASCII.GetBytes(instant, result.AsSpan(at));
         tail.CopyTo(result, at);
         at += tail.Length;
         rest.CopyTo(result.AsSpan(at));
         result[^1] = (byte)'}';
         return result;
-    }
-
-    /// <summary>The instant as the SDK writes it (<c>yyyy-MM-ddTHH:mm:ss.fffK</c> style, see the equivalence tests).</summary>
-    private static int FormatInstant(DateTimeOffset value, Span<byte> destination)
-    {
-        var text = Hl7.Fhir.Serialization.PrimitiveTypeConverter.ConvertTo<string>(value);
-        return Encoding.ASCII.GetBytes(text, destination);
     }
 
     public void Dispose() => Document.Dispose();
