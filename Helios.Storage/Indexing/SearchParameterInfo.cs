@@ -18,7 +18,7 @@ public sealed class SearchParameterInfo
         Sources = [this];
     }
 
-    /// <summary>The parameter's key in the index tables (column <c>pid</c>): a stable 31-bit FNV-1a hash of
+    /// <summary>The parameter's key in the index tables (column <c>pid</c>): a stable 31-bit fold of the 64-bit FNV-1a hash of
     /// <c>Type.name</c>, the same in every process and release (the registry refuses collisions).</summary>
     public int Key { get; }
 
@@ -45,19 +45,8 @@ public sealed class SearchParameterInfo
 
     internal static int KeyOf(string resourceType, string name)
     {
-        var hash = 2166136261u;
-        foreach (var c in resourceType)
-        {
-            hash = (hash ^ c) * 16777619u;
-        }
-
-        hash = (hash ^ '.') * 16777619u;
-        foreach (var c in name)
-        {
-            hash = (hash ^ c) * 16777619u;
-        }
-
-        return (int)(hash & 0x7FFFFFFF);
+        var hash = Fnv1a.Hash(resourceType, '.', name);
+        return (int)((hash ^ (hash >> 32)) & 0x7FFFFFFF);
     }
 
     public string ResourceType { get; }
