@@ -154,3 +154,29 @@ public sealed class LoadKeysTests
         Assert.Equal(2, (await Write(("Observation", "a")))[("Observation", "a")]);
     }
 }
+
+public sealed class DerivedParameterMatchTests
+{
+    [Fact]
+    public void InMemoryMatch_OfAUnionParameter_ReadsItsSourcesRows()
+    {
+        var registry = SearchParameterRegistry.Instance;
+        var matcher = new InMemorySearchMatcher(new IndexExtractor(registry));
+        var parser = new SearchQueryParser(registry);
+        var observation = new Observation
+        {
+            Id = "bp",
+            Status = ObservationStatus.Final,
+            Code = new CodeableConcept("http://loinc.org", "85354-9"),
+            Component = [new Observation.ComponentComponent { Code = new CodeableConcept("http://loinc.org", "8480-6"), Value = new Quantity(120, "mm[Hg]") }],
+        };
+        bool Matches(string name, string value) =>
+            matcher.Matches(parser.Parse("Observation", [new(name, value)], strict: true, defaultCount: 10).Query, observation);
+
+        Assert.True(Matches("combo-code", "8480-6"));
+        Assert.True(Matches("combo-code", "http://loinc.org|85354-9"));
+        Assert.False(Matches("code", "8480-6"));
+        Assert.False(Matches("combo-code", "1234-5"));
+        Assert.True(Matches("combo-code:missing", "false"));
+    }
+}
