@@ -53,7 +53,7 @@ public abstract class SqlResourceStore(IndexExtractor extractor, TimeProvider ti
         var transaction = await BeginWriteAsync(connection, cancellationToken);
         try
         {
-            await ReadClockAsync(connection, transaction, cancellationToken);
+            await ReadClockAsync(connection, transaction, cancellationToken); // takes the clock row lock (PostgreSQL)
             await using (var any = connection.CreateCommand())
             {
                 any.Transaction = transaction;

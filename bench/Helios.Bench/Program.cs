@@ -28,7 +28,7 @@ if (args.Contains("--prepare-only"))
 {
     // The load's CPU stages on one thread, without a store: parse + structural check + template, index extraction,
     // composing the stored text. For profiling (`perf record`), and to see what a resource costs before any write.
-    var n = args.SkipWhile(a => a != "--resources").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(50_000);
+    var n = ResourcesArg(50_000);
     var file = Path.Combine(Path.GetTempPath(), "helios-prepare-" + Guid.NewGuid().ToString("N")[..8] + ".ndjson");
     WriteInput(file, n, "synthea");
     var input = File.ReadAllLines(file).Select(l => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes(l)).ToList();
@@ -62,7 +62,7 @@ if (args.Contains("--prepare-only"))
 if (args.Contains("--write-only"))
 {
     // The store's write of already prepared resources, alone (prepared up front, in memory): for profiling the writer.
-    var n = args.SkipWhile(a => a != "--resources").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(100_000);
+    var n = ResourcesArg(100_000);
     var dir = Path.Combine(Path.GetTempPath(), "helios-write-" + Guid.NewGuid().ToString("N")[..8]);
     Directory.CreateDirectory(dir);
     var file = Path.Combine(dir, "in.ndjson");
@@ -75,21 +75,14 @@ if (args.Contains("--write-only"))
     }).ToList();
     var store = new SqliteResourceStore(Path.Combine(dir, "w.db"), new IndexExtractor(SearchParameterRegistry.Instance), TimeProvider.System);
     await store.MigrateAsync(CancellationToken.None);
+    // As the loader does with deferred indexes into an empty store.
     await store.DropSecondaryIndexesAsync(CancellationToken.None);
-    if (Environment.GetEnvironmentVariable("BENCH_DROP") is { Length: > 0 } drop)
-    {
-        await using var c = new SqliteConnection($"Data Source={Path.Combine(dir, "w.db")}");
-        await c.OpenAsync();
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = drop;
-        await cmd.ExecuteNonQueryAsync();
-    }
-
+    var keys = await store.TryDropNaturalKeyIndexAsync(CancellationToken.None) ? new Helios.Storage.LoadKeys() : null;
     Console.WriteLine("writing...");
     var sw = Stopwatch.StartNew();
-    foreach (var chunk in prepared.Chunk(int.Parse(Environment.GetEnvironmentVariable("BENCH_BATCH") ?? "5000", CultureInfo.InvariantCulture)))
+    foreach (var chunk in prepared.Chunk(5000))
     {
-        await store.LoadBatchAsync(chunk, CancellationToken.None);
+        await store.LoadBatchAsync(chunk, keys, CancellationToken.None);
     }
 
     var write = sw.Elapsed;
@@ -169,6 +162,9 @@ else
 }
 
 return;
+
+int ResourcesArg(int fallback) =>
+    args.SkipWhile(a => a != "--resources").Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).FirstOrDefault(fallback);
 
 static void Report(string backend, long lines, TimeSpan raw, NdjsonBulkLoader.Result result) =>
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -22,34 +22,23 @@ public sealed class SqliteResourceStoreTests : ResourceStoreContract
         var path = Path.Combine(_directory, $"legacy-{version}.db");
         var store = new SqliteResourceStore(path, Extractor, TimeProvider.System);
         await store.MigrateAsync(version, CancellationToken.None);
-        async Task<long> Scalar(string sql)
-        {
-            await using var c = new SqliteConnection($"Data Source={path}");
-            await c.OpenAsync();
-            await using var cmd = c.CreateCommand();
-            cmd.CommandText = sql;
-            return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-        }
-
+        Task<long> Scalar(string sql) => ScalarAsync(path, sql);
         return (store, sql => Scalar(sql), Scalar, () => store.MigrateAsync(CancellationToken.None));
     }
 
-    protected override async Task<int> CountNaturalKeyIndexAsync()
-    {
-        await using var c = new SqliteConnection($"Data Source={_store!.DatabasePath}");
-        await c.OpenAsync();
-        await using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'ux_resources_version' AND sql LIKE 'CREATE UNIQUE%'";
-        return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
+    protected override async Task<int> CountNaturalKeyIndexAsync() => (int)await ScalarAsync(_store!.DatabasePath,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'ux_resources_version' AND sql LIKE 'CREATE UNIQUE%'");
 
-    protected override async Task<int> CountSecondaryIndexesAsync()
+    protected override async Task<int> CountSecondaryIndexesAsync() => (int)await ScalarAsync(_store!.DatabasePath,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'");
+
+    private static async Task<long> ScalarAsync(string path, string sql)
     {
-        await using var c = new SqliteConnection($"Data Source={_store!.DatabasePath}");
+        await using var c = new SqliteConnection($"Data Source={path}");
         await c.OpenAsync();
         await using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'";
-        return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        cmd.CommandText = sql;
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public override Task DisposeAsync()
