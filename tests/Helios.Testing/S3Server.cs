@@ -60,8 +60,12 @@ public sealed class S3Server : IAsyncDisposable
         // s3rver encrypts list continuation tokens with DES, which Node's OpenSSL 3 only offers through the legacy provider.
         psi.Environment["NODE_OPTIONS"] = "--openssl-legacy-provider";
         var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start node for s3rver.");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        // Its output goes to a log beside the data directory: if it ever dies, the log says why.
+        var log = TextWriter.Synchronized(new StreamWriter(directory + ".log") { AutoFlush = true });
+        process.OutputDataReceived += (_, e) => log.WriteLine(e.Data);
+        process.ErrorDataReceived += (_, e) => log.WriteLine(e.Data);
+        process.Exited += (_, _) => log.WriteLine($"s3rver exited with code {process.ExitCode}");
+        process.EnableRaisingEvents = true;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(30), "s3rver");
@@ -81,6 +85,15 @@ public sealed class S3Server : IAsyncDisposable
         {
             _process.Kill(entireProcessTree: true);
             _process.WaitForExit(5000);
+            // It ran to the end: its log is of no interest (one that died early keeps its log in the temp folder).
+            try
+            {
+                File.Delete(_directory + ".log");
+            }
+            catch (IOException)
+            {
+                // still open: best effort
+            }
         }
 
         _process?.Dispose();
