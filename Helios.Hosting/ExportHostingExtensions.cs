@@ -1,6 +1,9 @@
 using Hangfire;
 using Hangfire.PostgreSql;
 using Helios.Export;
+using Helios.Export.Adapters.FileStores;
+using Helios.Export.Adapters.JobStores;
+using Helios.Export.Adapters.Scheduling;
 using Helios.Export.Engine;
 using Helios.Export.Files;
 using Helios.Export.Jobs;
@@ -23,19 +26,21 @@ public static class ExportHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<ExportOptions>().BindConfiguration(ExportOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<S3Options>().BindConfiguration(S3Options.SectionName).ValidateDataAnnotations().ValidateOnStart();
         var options = builder.Configuration.GetSection(ExportOptions.SectionName).Get<ExportOptions>() ?? new ExportOptions();
+        var s3Options = builder.Configuration.GetSection(S3Options.SectionName).Get<S3Options>() ?? new S3Options();
+        var helios = StorageHostingExtensions.ReadHeliosOptions(builder.Configuration);
         var runWorkers = workerHost || options.RunWorkers;
         var useS3 = ResolveFileStore(topology, options);
-        Validate(topology, options, runWorkers, useS3);
-        var dataDirectory = Path.GetFullPath(builder.Configuration[$"{HeliosOptions.SectionName}:DataDirectory"] is { Length: > 0 } d ? d : "./data");
+        Validate(topology, options, s3Options, runWorkers, useS3);
         if (useS3)
         {
-            builder.Services.AddSingleton(sp => new S3ExportFileStore(sp.GetRequiredService<IOptions<ExportOptions>>().Value.S3));
+            builder.Services.AddSingleton(sp => new S3ExportFileStore(sp.GetRequiredService<IOptions<S3Options>>().Value));
             builder.Services.AddSingleton<IExportFileStore>(sp => sp.GetRequiredService<S3ExportFileStore>());
         }
         else
         {
-            var exportDirectory = options.LocalDirectory is { Length: > 0 } local ? Path.GetFullPath(local) : Path.Combine(dataDirectory, "exports");
+            var exportDirectory = options.LocalDirectory is { Length: > 0 } local ? Path.GetFullPath(local) : Path.Combine(helios.DataDirectoryPath, "exports");
             builder.Services.AddSingleton<IExportFileStore>(_ => new LocalExportFileStore(exportDirectory));
         }
 
@@ -63,7 +68,7 @@ public static class ExportHostingExtensions
         }
         else
         {
-            builder.Services.AddSingleton<IExportJobStore>(sp => new SqliteExportJobStore(Path.Combine(dataDirectory, "helios.db"), sp.GetRequiredService<TimeProvider>()));
+            builder.Services.AddSingleton<IExportJobStore>(sp => new SqliteExportJobStore(helios.SqliteDatabasePath, sp.GetRequiredService<TimeProvider>()));
             // Hangfire only transports work here: the SQLite job tables are the durable truth, and after a restart the
             // supervisor re-enqueues whatever was pending (see docs/adr/0005).
             AddHangfire(builder.Services, _ => new Hangfire.InMemory.InMemoryStorage());
@@ -97,12 +102,14 @@ public static class ExportHostingExtensions
             .UseRecommendedSerializerSettings());
     }
 
-    /// <summary>Creates the export tables (and the S3 bucket when configured to).</summary>
-    public static async Task MigrateHeliosExportAsync(this IServiceProvider services, CancellationToken cancellationToken)
+    /// <summary>Creates or upgrades the resource store's schema, the export tables and (when configured to) the S3
+    /// bucket. Safe when several processes start at once.</summary>
+    public static async Task MigrateHeliosAsync(this IServiceProvider services, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(services);
+        await services.GetRequiredService<Helios.Storage.ISchemaMigrator>().MigrateAsync(cancellationToken);
         await services.GetRequiredService<IExportJobStore>().MigrateAsync(cancellationToken);
-        if (services.GetService<S3ExportFileStore>() is { } s3 && services.GetRequiredService<IOptions<ExportOptions>>().Value.S3.CreateBucket)
+        if (services.GetService<S3ExportFileStore>() is { } s3 && services.GetRequiredService<IOptions<S3Options>>().Value.CreateBucket)
         {
             await s3.EnsureBucketAsync(cancellationToken);
         }
@@ -116,7 +123,7 @@ public static class ExportHostingExtensions
         _ => throw new InvalidOperationException($"Helios:Export:FileStore '{options.FileStore}' is not valid. Allowed values: auto, local, s3."),
     };
 
-    private static void Validate(HeliosTopology topology, ExportOptions options, bool runWorkers, bool useS3)
+    private static void Validate(HeliosTopology topology, ExportOptions options, S3Options s3, bool runWorkers, bool useS3)
     {
         if (topology == HeliosTopology.Embedded && !runWorkers)
         {
@@ -135,7 +142,6 @@ public static class ExportHostingExtensions
             return;
         }
 
-        var s3 = options.S3;
         var missing = new List<string>();
         if (string.IsNullOrWhiteSpace(s3.ServiceUrl))
         {

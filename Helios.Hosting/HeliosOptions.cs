@@ -12,9 +12,16 @@ public sealed class HeliosOptions
     [Required]
     public string Topology { get; set; } = "embedded";
 
-    /// <summary>Where the embedded topology keeps its SQLite database (created when missing).</summary>
+    /// <summary>Where the embedded topology keeps its SQLite database and export files (created when missing),
+    /// relative to the working directory unless absolute.</summary>
     [Required]
     public string DataDirectory { get; set; } = "./data";
+
+    /// <summary><see cref="DataDirectory"/> as an absolute path: the one place it is resolved.</summary>
+    public string DataDirectoryPath => Path.GetFullPath(string.IsNullOrWhiteSpace(DataDirectory) ? "./data" : DataDirectory);
+
+    /// <summary>The embedded topology's SQLite database file.</summary>
+    public string SqliteDatabasePath => Path.Combine(DataDirectoryPath, "helios.db");
 
     /// <summary>Public base URL used in links; by default taken from each request.</summary>
     public string? BaseUrl { get; set; }

@@ -5,13 +5,3 @@ public enum HeliosTopology
     Embedded,
     PostgresS3,
 }
-
-public static class HeliosTopologyParser
-{
-    public static HeliosTopology Parse(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "embedded" => HeliosTopology.Embedded,
-        "postgres-s3" => HeliosTopology.PostgresS3,
-        _ => throw new InvalidOperationException($"Helios:Topology '{value}' is not valid. Allowed values: embedded, postgres-s3."),
-    };
-}

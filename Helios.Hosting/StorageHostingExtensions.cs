@@ -2,6 +2,7 @@ using Helios.Storage;
 using Helios.Storage.Indexing;
 using Helios.Storage.Postgres;
 using Helios.Storage.Search;
+using Helios.Storage.Snapshots;
 using Helios.Storage.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -15,11 +16,14 @@ public static class StorageHostingExtensions
     /// <summary>The connection string name of the PostgreSQL database (the AppHost resource name).</summary>
     public const string PostgresConnectionName = "helios-db";
 
-    /// <summary>Reads <c>Helios:Topology</c> once and registers the matching resource store.</summary>
+    /// <summary>Reads <c>Helios:Topology</c> once and registers the matching resource store, its schema migrator and
+    /// its export source. Returns the topology so the other registrations need not read it again.</summary>
     public static HeliosTopology AddHeliosStorage(this IHostApplicationBuilder builder)
     {
+        ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<HeliosOptions>().BindConfiguration(HeliosOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        var topology = HeliosTopologyParser.Parse(builder.Configuration[$"{HeliosOptions.SectionName}:Topology"]);
+        var helios = ReadHeliosOptions(builder.Configuration);
+        var topology = HeliosTopologyParser.Parse(helios.Topology);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => SearchParameterRegistry.Instance);
         builder.Services.AddSingleton<IndexExtractor>();
@@ -35,24 +39,30 @@ public static class StorageHostingExtensions
             }
 
             builder.AddNpgsqlDataSource(PostgresConnectionName);
-            builder.Services.AddSingleton<PostgresResourceStore>(sp => new PostgresResourceStore(
+            builder.Services.AddSingleton(sp => new PostgresResourceStore(
                 sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<IndexExtractor>(), sp.GetRequiredService<TimeProvider>()));
             builder.Services.AddSingleton<IResourceStore>(sp => sp.GetRequiredService<PostgresResourceStore>());
             builder.Services.AddSingleton<ISchemaMigrator>(sp => sp.GetRequiredService<PostgresResourceStore>());
+            builder.Services.AddSingleton<IExportSource>(sp => new PostgresExportSource(
+                sp.GetRequiredService<PostgresResourceStore>(), sp.GetRequiredService<NpgsqlDataSource>()));
         }
         else
         {
-            var dataDirectory = builder.Configuration[$"{HeliosOptions.SectionName}:DataDirectory"] is { Length: > 0 } d ? d : "./data";
-            var path = Path.Combine(Path.GetFullPath(dataDirectory), "helios.db");
-            builder.Services.AddSingleton<SqliteResourceStore>(sp => new SqliteResourceStore(path, sp.GetRequiredService<IndexExtractor>(), sp.GetRequiredService<TimeProvider>()));
+            var path = helios.SqliteDatabasePath;
+            builder.Services.AddSingleton(sp => new SqliteResourceStore(path, sp.GetRequiredService<IndexExtractor>(), sp.GetRequiredService<TimeProvider>()));
             builder.Services.AddSingleton<IResourceStore>(sp => sp.GetRequiredService<SqliteResourceStore>());
             builder.Services.AddSingleton<ISchemaMigrator>(sp => sp.GetRequiredService<SqliteResourceStore>());
+            builder.Services.AddSingleton<IExportSource>(sp => new SqliteExportSource(sp.GetRequiredService<SqliteResourceStore>()));
         }
 
         return topology;
     }
 
-    /// <summary>Applies schema migrations (safe when several instances start at once).</summary>
+    /// <summary>Creates or upgrades the resource store's schema only (the load verb needs nothing else).</summary>
     public static Task MigrateHeliosStorageAsync(this IServiceProvider services, CancellationToken cancellationToken) =>
         services.GetRequiredService<ISchemaMigrator>().MigrateAsync(cancellationToken);
+
+    /// <summary>The <c>Helios</c> settings as configured (for decisions taken at registration time).</summary>
+    internal static HeliosOptions ReadHeliosOptions(IConfiguration configuration) =>
+        configuration.GetSection(HeliosOptions.SectionName).Get<HeliosOptions>() ?? new HeliosOptions();
 }

@@ -2,17 +2,6 @@ using Hl7.Fhir.Model;
 
 namespace Helios.Storage;
 
-public enum WriteKind
-{
-    /// <summary>Create with the id the resource carries; the store refuses it if the id exists and is not deleted.</summary>
-    Create,
-
-    /// <summary>Update (or create when absent: update-as-create).</summary>
-    Update,
-
-    Delete,
-}
-
 /// <summary>One write of an atomic batch. <see cref="IfMatchVersion"/> makes it conditional on the current version.</summary>
 public sealed record ResourceWrite(WriteKind Kind, string Type, string Id, Resource? Resource, int? IfMatchVersion = null)
 {
@@ -24,15 +13,3 @@ public sealed record ResourceWrite(WriteKind Kind, string Type, string Id, Resou
 
     public static ResourceWrite Delete(string type, string id, int? ifMatchVersion = null) => new(WriteKind.Delete, type, id, null, ifMatchVersion);
 }
-
-public enum WriteStatus
-{
-    Created,
-    Updated,
-    Deleted,
-
-    /// <summary>A delete of a resource that does not exist or is already deleted: nothing was written.</summary>
-    NothingToDelete,
-}
-
-public sealed record WriteOutcome(WriteStatus Status, StoredResource? Resource);

@@ -1,7 +1,6 @@
 using Helios.Storage;
 using Helios.Storage.Search;
 using Hl7.Fhir.Model;
-using Task = System.Threading.Tasks.Task;
 
 namespace Helios.Api.Fhir;
 
@@ -31,7 +30,7 @@ public sealed class BundleProcessor(FhirService fhir, SearchQueryParser parser, 
             {
                 responses.Add(await ExecuteSingleAsync(bundle.Entry[i], i, baseUrl, cancellationToken));
             }
-            catch (Exception ex) when (FhirExceptionMapping.TryMap(ex, out var status, out var outcome))
+            catch (Exception ex) when (FhirExceptionMapping.TryMap(ex, out var status, out var outcome, out _))
             {
                 responses.Add(new FhirResponse(status, outcome));
             }

@@ -2,43 +2,110 @@ using Hl7.Fhir.Model;
 
 namespace Helios.Api.Fhir;
 
-/// <summary>The FHIR R4 REST routes (JSON only).</summary>
+/// <summary>The FHIR R4 REST routes (JSON only): batch/transaction, history, search, and the instance interactions.
+/// Each handler returns a <see cref="FhirResult"/>; every failure is an exception that
+/// <see cref="OperationOutcomeExceptionHandler"/> turns into an OperationOutcome.</summary>
 public static class FhirApi
 {
-    public static IEndpointRouteBuilder MapFhirApi(this IEndpointRouteBuilder app)
+    public static RouteGroupBuilder MapFhirApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/metadata", (HttpContext context, CapabilityStatementBuilder builder) =>
-            FhirHttp.WriteAsync(context, new FhirResponse(200, builder.Build(FhirHttp.BaseUrl(context))), context.RequestAborted));
-
-        app.MapPost("/", BundleAsync);
-        app.MapGet("/_history", (HttpContext context, FhirService fhir) =>
-            Run(context, ct => fhir.HistoryAsync(null, null, FhirHttp.QueryPairs(context), FhirHttp.BaseUrl(context), ct)));
-
-        app.MapGet("/{type}", (HttpContext context, FhirService fhir, string type) =>
-            Run(context, ct => fhir.SearchAsync(type, FhirHttp.QueryPairs(context), FhirHttp.IsStrict(context), FhirHttp.BaseUrl(context), null, ct)));
-        app.MapPost("/{type}/_search", SearchPostAsync);
-        app.MapPost("/{type}", CreateAsync);
-        app.MapGet("/{type}/_history", (HttpContext context, FhirService fhir, string type) =>
-            Run(context, ct => fhir.HistoryAsync(type, null, FhirHttp.QueryPairs(context), FhirHttp.BaseUrl(context), ct)));
-
-        app.MapGet("/{type}/{id}", (HttpContext context, FhirService fhir, string type, string id) =>
-            Run(context, ct => { RejectOperation(id); return fhir.ReadAsync(type, id, ct); }));
-        app.MapPut("/{type}/{id}", UpdateAsync);
-        app.MapDelete("/{type}/{id}", (HttpContext context, FhirService fhir, string type, string id) =>
-            Run(context, ct => fhir.DeleteAsync(type, id, context.Request.Headers.IfMatch.FirstOrDefault(), ct)));
-        app.MapGet("/{type}/{id}/_history", (HttpContext context, FhirService fhir, string type, string id) =>
-            Run(context, ct => fhir.HistoryAsync(type, id, FhirHttp.QueryPairs(context), FhirHttp.BaseUrl(context), ct)));
-        app.MapGet("/{type}/{id}/_history/{vid}", (HttpContext context, FhirService fhir, string type, string id, string vid) =>
-            Run(context, ct => fhir.VReadAsync(type, id, vid, ct)));
-        app.MapGet("/{type}/{id}/{compartmentType}", CompartmentAsync);
-        return app;
+        var fhir = app.MapGroup(string.Empty).WithTags("FHIR REST");
+        fhir.MapPost("/", TransactionOrBatchAsync);
+        fhir.MapGet("/_history", SystemHistoryAsync);
+        fhir.MapGet("/{type}", SearchAsync);
+        fhir.MapPost("/{type}/_search", SearchPostAsync);
+        fhir.MapPost("/{type}", CreateAsync);
+        fhir.MapGet("/{type}/_history", TypeHistoryAsync);
+        fhir.MapGet("/{type}/{id}", ReadAsync);
+        fhir.MapPut("/{type}/{id}", UpdateAsync);
+        fhir.MapDelete("/{type}/{id}", DeleteAsync);
+        fhir.MapGet("/{type}/{id}/_history", InstanceHistoryAsync);
+        fhir.MapGet("/{type}/{id}/_history/{vid}", VReadAsync);
+        fhir.MapGet("/{type}/{id}/{compartmentType}", CompartmentSearchAsync);
+        return fhir;
     }
 
-    private static async System.Threading.Tasks.Task Run(HttpContext context, Func<CancellationToken, Task<FhirResponse>> action)
+    public static async Task<FhirResult> SystemHistoryAsync(HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken) =>
+        new(await services.Fhir.HistoryAsync(null, null, FhirRequestReader.QueryPairs(request), services.Reader.BaseUrl(request), cancellationToken));
+
+    public static async Task<FhirResult> TypeHistoryAsync(string type, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken) =>
+        new(await services.Fhir.HistoryAsync(type, null, FhirRequestReader.QueryPairs(request), services.Reader.BaseUrl(request), cancellationToken));
+
+    public static async Task<FhirResult> InstanceHistoryAsync(string type, string id, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken) =>
+        new(await services.Fhir.HistoryAsync(type, id, FhirRequestReader.QueryPairs(request), services.Reader.BaseUrl(request), cancellationToken));
+
+    public static async Task<FhirResult> SearchAsync(string type, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken) =>
+        new(await services.Fhir.SearchAsync(type, FhirRequestReader.QueryPairs(request), FhirRequestReader.IsStrict(request), services.Reader.BaseUrl(request), null, cancellationToken));
+
+    public static async Task<FhirResult> ReadAsync(string type, string id, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken)
     {
-        var response = await action(context.RequestAborted);
-        await FhirHttp.WriteAsync(context, response, context.RequestAborted);
+        RejectOperation(id);
+        return new(await services.Fhir.ReadAsync(type, id, cancellationToken));
     }
+
+    public static async Task<FhirResult> VReadAsync(string type, string id, string vid, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken) =>
+        new(await services.Fhir.VReadAsync(type, id, vid, cancellationToken));
+
+    public static async Task<FhirResult> DeleteAsync(string type, string id, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken) =>
+        new(await services.Fhir.DeleteAsync(type, id, request.Headers.IfMatch.FirstOrDefault(), cancellationToken));
+
+    public static async Task<FhirResult> CreateAsync(string type, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken)
+    {
+        RejectOperation(type);
+        services.Fhir.EnsureType(type);
+        var resource = FhirService.ParseBody(await services.Reader.ReadBodyAsync(request, cancellationToken), type);
+        return new(await services.Fhir.CreateAsync(resource, request.Headers["If-None-Exist"].FirstOrDefault(), services.Reader.BaseUrl(request), cancellationToken));
+    }
+
+    public static async Task<FhirResult> UpdateAsync(string type, string id, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken)
+    {
+        services.Fhir.EnsureType(type);
+        var resource = FhirService.ParseBody(await services.Reader.ReadBodyAsync(request, cancellationToken), type);
+        return new(await services.Fhir.UpdateAsync(type, id, resource, request.Headers.IfMatch.FirstOrDefault(), services.Reader.BaseUrl(request), cancellationToken));
+    }
+
+    public static async Task<FhirResult> SearchPostAsync(string type, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken)
+    {
+        var pairs = FhirRequestReader.QueryPairs(request);
+        if (request.HasFormContentType)
+        {
+            var form = await request.ReadFormAsync(cancellationToken);
+            pairs.AddRange(form.SelectMany(f => f.Value.Select(v => new KeyValuePair<string, string>(f.Key, v ?? string.Empty))));
+        }
+        else if (request.ContentLength > 0)
+        {
+            throw new FhirOperationException(415, "POST [type]/_search takes application/x-www-form-urlencoded parameters.", OperationOutcome.IssueType.NotSupported);
+        }
+
+        return new(await services.Fhir.SearchAsync(type, pairs, FhirRequestReader.IsStrict(request), services.Reader.BaseUrl(request), null, cancellationToken));
+    }
+
+    public static async Task<FhirResult> CompartmentSearchAsync(
+        string type, string id, string compartmentType, HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken)
+    {
+        RejectOperation(compartmentType);
+        if (type != "Patient")
+        {
+            throw new FhirOperationException(404, $"Compartment search is supported for the Patient compartment only (GET Patient/{{id}}/{{type}}), not {type}.", OperationOutcome.IssueType.NotSupported);
+        }
+
+        return new(await services.Fhir.SearchAsync(compartmentType, FhirRequestReader.QueryPairs(request), FhirRequestReader.IsStrict(request), services.Reader.BaseUrl(request), id, cancellationToken));
+    }
+
+    public static async Task<FhirResult> TransactionOrBatchAsync(HttpRequest request, [AsParameters] FhirEndpointServices services, CancellationToken cancellationToken)
+    {
+        var resource = FhirService.ParseBody(await services.Reader.ReadBodyAsync(request, cancellationToken), null);
+        if (resource is not Bundle bundle)
+        {
+            throw new FhirOperationException(400, $"POST [base] takes a batch or transaction Bundle, not a {resource.TypeName}.", OperationOutcome.IssueType.Invalid);
+        }
+
+        return new(await services.Bundles.ProcessAsync(bundle, services.Reader.BaseUrl(request), cancellationToken));
+    }
+
+    /// <summary>404 for any route no endpoint serves.</summary>
+    public static FhirResult NoEndpoint(HttpRequest request) =>
+        FhirResult.Outcome(404, OperationOutcomes.Error($"No FHIR endpoint at {request.Method} {request.Path}; see /metadata.", OperationOutcome.IssueType.NotFound));
 
     private static void RejectOperation(string segment)
     {
@@ -46,68 +113,5 @@ public static class FhirApi
         {
             throw new FhirOperationException(400, $"The operation {segment} is not supported here; /metadata lists the supported operations.", OperationOutcome.IssueType.NotSupported);
         }
-    }
-
-    private static async System.Threading.Tasks.Task CreateAsync(HttpContext context, FhirService fhir, string type)
-    {
-        var ct = context.RequestAborted;
-        RejectOperation(type);
-        fhir.EnsureType(type);
-        var resource = FhirService.ParseBody(await FhirHttp.ReadBodyAsync(context, ct), type);
-        var response = await fhir.CreateAsync(resource, context.Request.Headers["If-None-Exist"].FirstOrDefault(), FhirHttp.BaseUrl(context), ct);
-        await FhirHttp.WriteAsync(context, response, ct);
-    }
-
-    private static async System.Threading.Tasks.Task UpdateAsync(HttpContext context, FhirService fhir, string type, string id)
-    {
-        var ct = context.RequestAborted;
-        fhir.EnsureType(type);
-        var resource = FhirService.ParseBody(await FhirHttp.ReadBodyAsync(context, ct), type);
-        var response = await fhir.UpdateAsync(type, id, resource, context.Request.Headers.IfMatch.FirstOrDefault(), FhirHttp.BaseUrl(context), ct);
-        await FhirHttp.WriteAsync(context, response, ct);
-    }
-
-    private static async System.Threading.Tasks.Task SearchPostAsync(HttpContext context, FhirService fhir, string type)
-    {
-        var ct = context.RequestAborted;
-        var pairs = FhirHttp.QueryPairs(context);
-        if (context.Request.HasFormContentType)
-        {
-            var form = await context.Request.ReadFormAsync(ct);
-            pairs.AddRange(form.SelectMany(f => f.Value.Select(v => new KeyValuePair<string, string>(f.Key, v ?? string.Empty))));
-        }
-        else if (context.Request.ContentLength > 0)
-        {
-            throw new FhirOperationException(415, "POST [type]/_search takes application/x-www-form-urlencoded parameters.", OperationOutcome.IssueType.NotSupported);
-        }
-
-        var response = await fhir.SearchAsync(type, pairs, FhirHttp.IsStrict(context), FhirHttp.BaseUrl(context), null, ct);
-        await FhirHttp.WriteAsync(context, response, ct);
-    }
-
-    private static async System.Threading.Tasks.Task CompartmentAsync(HttpContext context, FhirService fhir, string type, string id, string compartmentType)
-    {
-        var ct = context.RequestAborted;
-        RejectOperation(compartmentType);
-        if (type != "Patient")
-        {
-            throw new FhirOperationException(404, $"Compartment search is supported for the Patient compartment only (GET Patient/{{id}}/{{type}}), not {type}.", OperationOutcome.IssueType.NotSupported);
-        }
-
-        var response = await fhir.SearchAsync(compartmentType, FhirHttp.QueryPairs(context), FhirHttp.IsStrict(context), FhirHttp.BaseUrl(context), id, ct);
-        await FhirHttp.WriteAsync(context, response, ct);
-    }
-
-    private static async System.Threading.Tasks.Task BundleAsync(HttpContext context, BundleProcessor processor)
-    {
-        var ct = context.RequestAborted;
-        var resource = FhirService.ParseBody(await FhirHttp.ReadBodyAsync(context, ct), null);
-        if (resource is not Bundle bundle)
-        {
-            throw new FhirOperationException(400, $"POST [base] takes a batch or transaction Bundle, not a {resource.TypeName}.", OperationOutcome.IssueType.Invalid);
-        }
-
-        var response = await processor.ProcessAsync(bundle, FhirHttp.BaseUrl(context), ct);
-        await FhirHttp.WriteAsync(context, response, ct);
     }
 }

@@ -1,3 +1,6 @@
+using System.Globalization;
+using Helios.Export.Engine;
+using Helios.Export.Requests;
 using Helios.Storage;
 using Helios.Storage.Fhir;
 using Helios.Storage.Search;
@@ -5,16 +8,21 @@ using Hl7.Fhir.Model;
 
 namespace Helios.Api.Fhir;
 
-/// <summary>Maps the exceptions of the FHIR layer to a status and an OperationOutcome body.</summary>
+/// <summary>The failures a caller caused, each with its status and an OperationOutcome that says what to change.
+/// Anything not listed here is a server fault (500).</summary>
 internal static class FhirExceptionMapping
 {
-    public static bool TryMap(Exception exception, out int status, out string outcome)
+    private static readonly IReadOnlyDictionary<string, string> s_noHeaders = new Dictionary<string, string>();
+
+    public static bool TryMap(Exception exception, out int status, out string outcome, out IReadOnlyDictionary<string, string> headers)
     {
+        headers = s_noHeaders;
         switch (exception)
         {
             case FhirOperationException fo:
                 status = fo.Status;
                 outcome = OperationOutcomes.Error(fo.Message, fo.Code);
+                headers = fo.Headers.AsReadOnly();
                 return true;
             case FhirParseException parse:
                 status = 400;
@@ -27,6 +35,22 @@ internal static class FhirExceptionMapping
             case ResourceConflictException conflict:
                 status = conflict.IsVersionMismatch ? 412 : 409;
                 outcome = OperationOutcomes.Error(conflict.Message, OperationOutcome.IssueType.Conflict);
+                return true;
+            case ExportRequestException request:
+                status = 400;
+                outcome = OperationOutcomes.Error(request.Message, OperationOutcome.IssueType.Invalid);
+                return true;
+            case ExportGroupNotFoundException or ExportJobNotFoundException:
+                status = 404;
+                outcome = OperationOutcomes.Error(exception.Message, OperationOutcome.IssueType.NotFound);
+                return true;
+            case ExportThrottledException throttled:
+                status = 429;
+                outcome = OperationOutcomes.Error(throttled.Message, OperationOutcome.IssueType.Throttled);
+                headers = new Dictionary<string, string>
+                {
+                    ["Retry-After"] = ((long)Math.Ceiling(throttled.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture),
+                };
                 return true;
             case BadHttpRequestException { StatusCode: 413 }:
                 status = 413;

@@ -6,7 +6,6 @@ using Helios.Storage.Indexing;
 using Helios.Storage.Search;
 using Hl7.Fhir.Model;
 using Microsoft.Extensions.Options;
-using Task = System.Threading.Tasks.Task;
 
 namespace Helios.Api.Fhir;
 

@@ -1,23 +1,25 @@
 using System.Diagnostics;
+using Helios.Export.Diagnostics;
+using Helios.Export.Jobs;
+using Helios.Export.Requests;
 using Helios.Storage;
+using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Options;
 
 namespace Helios.Export.Engine;
 
-public enum KickoffStatus
+/// <summary>Starts an export: fixes its snapshot (key and transaction time), persists the job, enqueues planning.
+/// A kick-off the caller must change or retry throws <see cref="ExportGroupNotFoundException"/> or
+/// <see cref="ExportThrottledException"/>.</summary>
+public sealed class ExportKickoff(
+    IExportJobStore jobs,
+    IResourceStore store,
+    IExportSource source,
+    IExportScheduler scheduler,
+    TimeProvider timeProvider,
+    IOptions<ExportOptions> options)
 {
-    Accepted,
-    GroupNotFound,
-    ClientLimitReached,
-    TenantLimitReached,
-}
-
-public sealed record KickoffResult(KickoffStatus Status, ExportJob? Job);
-
-/// <summary>Starts an export: fixes its snapshot (key and transaction time), persists the job, enqueues planning.</summary>
-public sealed class ExportKickoff(IExportJobStore jobs, IResourceStore store, IExportScheduler scheduler, TimeProvider timeProvider, IOptions<ExportOptions> options)
-{
-    public async Task<KickoffResult> StartAsync(ExportRequest request, string tenant, string owner, string requestUrl, string baseUrl, CancellationToken cancellationToken)
+    public async Task<ExportJob> StartAsync(ExportRequest request, string tenant, string owner, string requestUrl, string baseUrl, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.kickoff");
@@ -27,29 +29,33 @@ public sealed class ExportKickoff(IExportJobStore jobs, IResourceStore store, IE
             var group = await store.ReadAsync("Group", request.GroupId!, cancellationToken);
             if (group is null || group.IsDeleted)
             {
-                return new KickoffResult(KickoffStatus.GroupNotFound, null);
+                throw new ExportGroupNotFoundException(request.GroupId!);
             }
         }
 
-        var snapshot = await store.CaptureSnapshotAsync(cancellationToken);
+        var snapshot = await source.CaptureSnapshotAsync(cancellationToken);
         var job = new ExportJob(Guid.NewGuid().ToString("N"), tenant, owner, ExportJobStatus.Accepted, request, requestUrl, baseUrl,
             snapshot.TransactionTime, snapshot.Seq, timeProvider.GetUtcNow(), null, null, null)
         {
             TraceParent = Activity.Current?.Id,
         };
-        var outcome = await jobs.CreateJobAsync(job, options.Value.MaxActivePerClient, options.Value.MaxActivePerTenant, cancellationToken);
+        var settings = options.Value;
+        var outcome = await jobs.CreateJobAsync(job, settings.MaxActivePerClient, settings.MaxActivePerTenant, cancellationToken);
+        var retryAfter = TimeSpan.FromSeconds(settings.RetryAfterSeconds * 15);
         switch (outcome)
         {
             case CreateJobOutcome.ClientLimitReached:
-                return new KickoffResult(KickoffStatus.ClientLimitReached, null);
+                throw new ExportThrottledException(
+                    $"This client already has {settings.MaxActivePerClient} exports accepted or running; wait for one to finish (or cancel one with DELETE on its status URL) and try again.",
+                    retryAfter);
             case CreateJobOutcome.TenantLimitReached:
-                return new KickoffResult(KickoffStatus.TenantLimitReached, null);
+                throw new ExportThrottledException($"This tenant already has {settings.MaxActivePerTenant} exports accepted or running; try again later.", retryAfter);
         }
 
         activity?.SetTag("helios.export.job_id", job.Id);
         activity?.SetStatus(ActivityStatusCode.Ok);
         ExportTelemetry.JobsStarted.Add(1, new KeyValuePair<string, object?>("level", request.Level.ToString()));
         scheduler.EnqueuePlan(job.Id);
-        return new KickoffResult(KickoffStatus.Accepted, job);
+        return job;
     }
 }

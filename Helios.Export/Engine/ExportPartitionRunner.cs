@@ -1,6 +1,9 @@
 using System.Diagnostics;
+using Helios.Export.Diagnostics;
 using Helios.Export.Files;
-using Helios.Storage;
+using Helios.Export.Jobs;
+using Helios.Export.Requests;
+using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -14,7 +17,7 @@ namespace Helios.Export.Engine;
 /// </summary>
 public sealed partial class ExportPartitionRunner(
     IExportJobStore jobs,
-    IResourceStore store,
+    IExportSource source,
     IExportFileStore files,
     ExportWorkerIdentity identity,
     TimeProvider timeProvider,
@@ -144,7 +147,7 @@ public sealed partial class ExportPartitionRunner(
                     Since = job.Request.Since,
                 };
                 // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
-                var copy = await store.CopySnapshotAsync(range, writer, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
+                var copy = await source.CopySnapshotAsync(range, writer, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
                 inPart += copy.Rows;
                 cursor = copy.LastSeq;
                 if (inPart > 0 && (writer.BytesWritten >= settings.MaxPartBytes || copy.Exhausted))
@@ -237,7 +240,7 @@ public sealed partial class ExportPartitionRunner(
     {
         if (job.Request.Level != ExportLevel.System)
         {
-            await store.DeletePatientSetAsync(job.Id, cancellationToken);
+            await source.DeletePatientSetAsync(job.Id, cancellationToken);
         }
 
         ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "completed"));

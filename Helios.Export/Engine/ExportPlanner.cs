@@ -1,9 +1,11 @@
 using System.Diagnostics;
-using System.Text;
 using System.Text.Json;
+using Helios.Export.Diagnostics;
 using Helios.Export.Files;
-using Helios.Storage;
+using Helios.Export.Jobs;
+using Helios.Export.Requests;
 using Helios.Storage.Indexing;
+using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -16,7 +18,7 @@ namespace Helios.Export.Engine;
 /// </summary>
 public sealed partial class ExportPlanner(
     IExportJobStore jobs,
-    IResourceStore store,
+    IExportSource source,
     IExportFileStore files,
     IExportScheduler scheduler,
     SearchParameterRegistry registry,
@@ -46,7 +48,7 @@ public sealed partial class ExportPlanner(
             var partitions = new List<ExportPartitionPlan>();
             foreach (var type in await ResolveTypesAsync(job, cancellationToken))
             {
-                foreach (var range in await store.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
+                foreach (var range in await source.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
                 {
                     partitions.Add(new ExportPartitionPlan(partitions.Count, type, range.AfterSeq, range.UpToSeq, range.Rows));
                 }
@@ -88,12 +90,11 @@ public sealed partial class ExportPlanner(
 
     private async Task<IReadOnlyList<string>> ResolveTypesAsync(ExportJob job, CancellationToken cancellationToken)
     {
-        var present = await store.GetTypesAsync(job.SnapshotSeq, cancellationToken);
+        var present = await source.GetTypesAsync(job.SnapshotSeq, cancellationToken);
         IEnumerable<string> types = present;
         if (job.Request.Level != ExportLevel.System)
         {
-            var compartment = new HashSet<string>(registry.PatientCompartmentTypes, StringComparer.Ordinal) { "Patient" };
-            types = types.Where(compartment.Contains);
+            types = types.Where(registry.PatientCompartmentTypeSet.Contains);
         }
 
         if (job.Request.Types is { } requested)
@@ -112,8 +113,8 @@ public sealed partial class ExportPlanner(
         switch (job.Request.Level)
         {
             case ExportLevel.Patient:
-                await store.DeletePatientSetAsync(job.Id, cancellationToken);
-                await store.FillPatientSetFromSnapshotAsync(job.Id, job.SnapshotSeq, cancellationToken);
+                await source.DeletePatientSetAsync(job.Id, cancellationToken);
+                await source.FillPatientSetFromSnapshotAsync(job.Id, job.SnapshotSeq, cancellationToken);
                 return null;
             case ExportLevel.Group:
                 var members = await ResolveGroupAsync(job, cancellationToken);
@@ -122,8 +123,8 @@ public sealed partial class ExportPlanner(
                     return new PatientSetResult($"Group/{job.Request.GroupId} did not exist at the export's transaction time.");
                 }
 
-                await store.DeletePatientSetAsync(job.Id, cancellationToken);
-                await store.AddToPatientSetAsync(job.Id, members, cancellationToken);
+                await source.DeletePatientSetAsync(job.Id, cancellationToken);
+                await source.AddToPatientSetAsync(job.Id, members, cancellationToken);
                 return null;
             default:
                 return null;
@@ -146,7 +147,7 @@ public sealed partial class ExportPlanner(
                 continue;
             }
 
-            var group = await store.ReadAtSnapshotAsync("Group", groupId, job.SnapshotSeq, cancellationToken);
+            var group = await source.ReadAtSnapshotAsync("Group", groupId, job.SnapshotSeq, cancellationToken);
             if (group is null || group.IsDeleted)
             {
                 if (first)
@@ -214,65 +215,4 @@ public sealed partial class ExportPlanner(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId}: nested Group/{GroupId} does not exist at the snapshot; its members are skipped")]
     private static partial void LogNestedGroupMissing(ILogger logger, string jobId, string groupId);
-}
-
-/// <summary>Reads Group.member from stored JSON.</summary>
-internal static class GroupMembers
-{
-    public static IEnumerable<(string Type, string Id)> Active(string json, DateTimeOffset at, string baseUrl)
-    {
-        using var document = JsonDocument.Parse(json);
-        if (!document.RootElement.TryGetProperty("member", out var members) || members.ValueKind != JsonValueKind.Array)
-        {
-            return [];
-        }
-
-        var atMicros = FhirDateRange.ToMicros(at);
-        var result = new List<(string, string)>();
-        foreach (var member in members.EnumerateArray())
-        {
-            if (member.TryGetProperty("inactive", out var inactive) && inactive.ValueKind == JsonValueKind.True)
-            {
-                continue;
-            }
-
-            if (member.TryGetProperty("period", out var period))
-            {
-                if (period.TryGetProperty("start", out var start) && FhirDateRange.TryParse(start.GetString(), out var startLow, out _) && startLow > atMicros)
-                {
-                    continue;
-                }
-
-                if (period.TryGetProperty("end", out var end) && FhirDateRange.TryParse(end.GetString(), out _, out var endHigh) && endHigh < atMicros)
-                {
-                    continue;
-                }
-            }
-
-            if (member.TryGetProperty("entity", out var entity) && entity.TryGetProperty("reference", out var reference) &&
-                reference.GetString() is { } text && Parse(text, baseUrl) is { } target)
-            {
-                result.Add(target);
-            }
-        }
-
-        return result;
-    }
-
-    private static (string, string)? Parse(string reference, string baseUrl)
-    {
-        var text = reference;
-        var trimmedBase = baseUrl.TrimEnd('/') + "/";
-        if (text.StartsWith(trimmedBase, StringComparison.Ordinal))
-        {
-            text = text[trimmedBase.Length..];
-        }
-        else if (text.Contains("://", StringComparison.Ordinal))
-        {
-            return null;
-        }
-
-        var parts = text.Split('/');
-        return parts.Length is 2 or 4 && parts[0].Length > 0 && parts[1].Length > 0 ? (parts[0], parts[1]) : null;
-    }
 }

@@ -1,5 +1,7 @@
+using Helios.Export.Diagnostics;
 using Helios.Export.Files;
-using Helios.Storage;
+using Helios.Export.Jobs;
+using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -15,7 +17,7 @@ namespace Helios.Export.Engine;
 public sealed partial class ExportSupervisor(
     IExportJobStore jobs,
     IExportFileStore files,
-    IResourceStore store,
+    IExportSource source,
     IExportScheduler scheduler,
     TimeProvider timeProvider,
     IOptions<ExportOptions> options,
@@ -79,7 +81,7 @@ public sealed partial class ExportSupervisor(
         foreach (var jobId in await jobs.FindDisposableAsync(100, cancellationToken))
         {
             await files.DeleteJobAsync(jobId, cancellationToken);
-            await store.DeletePatientSetAsync(jobId, cancellationToken);
+            await source.DeletePatientSetAsync(jobId, cancellationToken);
             await jobs.DeleteJobAsync(jobId, cancellationToken);
             LogDeleted(logger, jobId);
         }
@@ -97,6 +99,3 @@ public sealed partial class ExportSupervisor(
     [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} deleted (cancelled or expired): files, then rows")]
     private static partial void LogDeleted(ILogger logger, string jobId);
 }
-
-/// <summary>Topology-dependent supervisor behaviour.</summary>
-public sealed record ExportSupervisorSettings(bool ResetLeasesOnStartup);

@@ -1,5 +1,3 @@
-using Helios.Storage;
-
 namespace Helios.Export.Files;
 
 /// <summary>
@@ -26,12 +24,4 @@ public interface IExportFileStore
 
     /// <summary>The file's local path, for streaming with range support (null when the store is remote).</summary>
     string? GetLocalPath(string jobId, string fileName);
-}
-
-/// <summary>One part being written. Disposing it unpublished discards it.</summary>
-public interface IExportPartWriter : ISnapshotSink, IAsyncDisposable
-{
-    long BytesWritten { get; }
-
-    Task PublishAsync(CancellationToken cancellationToken);
 }

@@ -31,6 +31,12 @@ public sealed class SearchParameterRegistry
 
     public IReadOnlyCollection<string> ResourceTypes => _byType.Keys;
 
+    /// <summary><see cref="ResourceTypes"/> as a set, built once.</summary>
+    public IReadOnlySet<string> ResourceTypeSet { get; }
+
+    /// <summary>The types a Patient or Group export covers: the patient compartment's members and Patient, built once.</summary>
+    public IReadOnlySet<string> PatientCompartmentTypeSet { get; }
+
     private SearchParameterRegistry()
     {
         var indexedTypes = new HashSet<SearchParamType>
@@ -88,6 +94,8 @@ public sealed class SearchParameterRegistry
 
         _byType = byType.ToFrozenDictionary(StringComparer.Ordinal);
         _patientCompartmentParams = LoadPatientCompartment();
+        ResourceTypeSet = _byType.Keys.ToFrozenSet(StringComparer.Ordinal);
+        PatientCompartmentTypeSet = _patientCompartmentParams.Keys.Append("Patient").ToFrozenSet(StringComparer.Ordinal);
     }
 
     /// <summary>Every parameter of every type (stored and derived).</summary>

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.IO.Compression;
-using System.Text;
 using System.Threading.Channels;
 using Helios.Storage.Diagnostics;
 using Helios.Storage.Fhir;

@@ -1,3 +1,5 @@
+using Helios.Storage.Snapshots;
+
 namespace Helios.Storage.Sql;
 
 /// <summary>Collects NDJSON lines in a 1 MiB buffer and hands them to the sink in large writes.</summary>

@@ -99,40 +99,6 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
 
     protected override bool IsPostgres => false;
 
-    protected override async Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
-        string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken)
-    {
-        await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
-        // A sequential read of the whole table needs no large page cache; the default one (256 MiB per pooled
-        // connection) would otherwise fill with exported pages and hold them (the next open resets it).
-        await using (var pragma = connection.CreateCommand())
-        {
-            pragma.CommandText = "PRAGMA cache_size=-8192; PRAGMA mmap_size=0";
-            await pragma.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        using var statement = new RawStatement(connection, sql);
-        foreach (var (name, value) in parameters)
-        {
-            statement.Bind(name, value);
-        }
-
-        long rows = 0, lastSeq = 0;
-        while (statement.Step())
-        {
-            lastSeq = statement.ColumnInt64(0);
-            await buffer.EnsureRoomAsync(statement.ColumnBytes(1), cancellationToken);
-            buffer.Append(statement.ColumnBlob(1));
-            rows++;
-            if (buffer.Total >= maxBytes)
-            {
-                return (rows, lastSeq, true);
-            }
-        }
-
-        return (rows, lastSeq, false);
-    }
-
     protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);
@@ -155,7 +121,7 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         await transaction.CommitAsync(cancellationToken);
     }
 
-    protected override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    protected internal override async ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);

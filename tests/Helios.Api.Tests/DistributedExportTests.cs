@@ -1,12 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using Helios.Hosting;
 using Helios.Storage;
 using Helios.Storage.Indexing;
 using Helios.Storage.Postgres;
 using Helios.Storage.Synthetic;
-using Helios.Testing;
 using Npgsql;
 using Task = System.Threading.Tasks.Task;
 

@@ -1,6 +1,5 @@
 using System.Text;
 using Hangfire;
-using Helios.Export;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Helios.Api.Tests;

@@ -1,6 +1,4 @@
 using System.Net;
-using System.Text.Json;
-using Helios.Export;
 using Helios.Export.Files;
 using Helios.Storage;
 using Hl7.Fhir.Model;

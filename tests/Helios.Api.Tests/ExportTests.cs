@@ -1,8 +1,6 @@
 using System.IO.Compression;
 using System.Net;
 using System.Text.Json;
-using Helios.Export;
-using Helios.Export.Files;
 using Helios.Storage;
 using Helios.Storage.Synthetic;
 using Hl7.Fhir.Model;

@@ -1,5 +1,3 @@
-using Helios.Api;
-using Helios.Testing;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Data.Sqlite;

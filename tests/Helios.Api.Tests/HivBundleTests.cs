@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.Json;
 using static Helios.Api.Tests.FhirJsonHttp;
 
 namespace Helios.Api.Tests;

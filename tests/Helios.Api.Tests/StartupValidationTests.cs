@@ -1,5 +1,3 @@
-using Helios.Api;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace Helios.Api.Tests;

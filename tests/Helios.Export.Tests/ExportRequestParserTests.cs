@@ -1,5 +1,3 @@
-using Helios.Export;
-
 namespace Helios.Export.Tests;
 
 public sealed class ExportRequestParserTests

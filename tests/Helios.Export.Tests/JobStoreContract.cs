@@ -1,5 +1,3 @@
-using Helios.Export;
-using Helios.Export.Jobs;
 using Helios.Testing;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Time.Testing;

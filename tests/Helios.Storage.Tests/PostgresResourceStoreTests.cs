@@ -1,5 +1,4 @@
 using Helios.Storage.Postgres;
-using Helios.Testing;
 using Npgsql;
 using Task = System.Threading.Tasks.Task;
 
@@ -20,6 +19,8 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
         await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => store.MigrateAsync(CancellationToken.None)));
         return store;
     }
+
+    protected override Helios.Storage.Sql.SqlExportSource CreateSource(IResourceStore store) => new PostgresExportSource((PostgresResourceStore)store, _dataSource!);
 
     protected override async Task<(IResourceStore Store, Func<string, Task> Sql, Func<string, Task<long>> Scalar, Func<Task> Migrate)> CreateStoreAtVersionAsync(int version)
     {

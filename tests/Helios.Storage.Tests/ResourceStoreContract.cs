@@ -17,9 +17,18 @@ public abstract class ResourceStoreContract : IAsyncLifetime
 
     protected IResourceStore Store { get; private set; } = null!;
 
+    /// <summary>The export reads over <see cref="Store"/>.</summary>
+    protected Helios.Storage.Sql.SqlExportSource Source { get; private set; } = null!;
+
     protected abstract Task<IResourceStore> CreateStoreAsync();
 
-    public async Task InitializeAsync() => Store = await CreateStoreAsync();
+    protected abstract Helios.Storage.Sql.SqlExportSource CreateSource(IResourceStore store);
+
+    public async Task InitializeAsync()
+    {
+        Store = await CreateStoreAsync();
+        Source = CreateSource(Store);
+    }
 
     public virtual Task DisposeAsync() => Task.CompletedTask;
 
@@ -372,7 +381,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     public async Task CopySnapshot_WritesTheStoredJsonAsNdjson_StopsAtTheByteBound_AndResumes()
     {
         await Store.WriteAsync(Enumerable.Range(0, 6).Select(i => ResourceWrite.Create(NewPatient($"cp-{i}", "Copy"))).ToList(), Ct);
-        var snapshot = await Store.CaptureSnapshotAsync(Ct);
+        var snapshot = await Source.CaptureSnapshotAsync(Ct);
         await Store.WriteAsync([ResourceWrite.Delete("Patient", "cp-2")], Ct);
         var expected = (await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq))).Where(r => r.Id.StartsWith("cp-", StringComparison.Ordinal)).ToList();
         var first = expected[0].Seq - 1;
@@ -383,7 +392,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         var calls = 0;
         while (true)
         {
-            var copy = await Store.CopySnapshotAsync(new SnapshotRange("Patient", snapshot.Seq, after, expected[^1].Seq), sink, 1, Ct);
+            var copy = await Source.CopySnapshotAsync(new SnapshotRange("Patient", snapshot.Seq, after, expected[^1].Seq), sink, 1, Ct);
             calls++;
             if (copy.Rows == 0)
             {
@@ -401,7 +410,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
 
         // Unbounded, one call copies the range and reports it exhausted.
         var all = new MemorySink();
-        var whole = await Store.CopySnapshotAsync(new SnapshotRange("Patient", snapshot.Seq, first, expected[^1].Seq), all, long.MaxValue, Ct);
+        var whole = await Source.CopySnapshotAsync(new SnapshotRange("Patient", snapshot.Seq, first, expected[^1].Seq), all, long.MaxValue, Ct);
         Assert.Equal((expected.Count, true, expected[^1].Seq, (long)all.Bytes.Count), (whole.Rows, whole.Exhausted, whole.LastSeq, whole.Bytes));
     }
 
@@ -409,12 +418,15 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     public async Task CopySnapshot_KeepsNonAsciiBytes_AndTreatsQuotedPatientIdsAsData()
     {
         await Store.WriteAsync([ResourceWrite.Create(NewPatient("cq-1", "Zoë 北京 \\ \"q\" O'Brien")), ResourceWrite.Create(NewPatient("cq-2", "Other"))], Ct);
-        var snapshot = await Store.CaptureSnapshotAsync(Ct);
+        var snapshot = await Source.CaptureSnapshotAsync(Ct);
         var expected = (await Store.ReadAsync("Patient", "cq-1", Ct))!.Json;
 
+        // The set id and its members are data, also where PostgreSQL's COPY path inlines the set id as a literal.
+        var set = "x') OR 1=1; -- back\\slash'";
+        await Source.AddToPatientSetAsync(set, ["cq-1", "x') OR 1=1; --", "back\\slash'"], Ct);
         var sink = new MemorySink();
-        var copy = await Store.CopySnapshotAsync(
-            new SnapshotRange("Patient", snapshot.Seq) { PatientIds = ["cq-1", "x') OR 1=1; --", "back\\slash'"] }, sink, long.MaxValue, Ct);
+        var copy = await Source.CopySnapshotAsync(
+            new SnapshotRange("Patient", snapshot.Seq) { PatientSetId = set }, sink, long.MaxValue, Ct);
 
         Assert.Equal(1, copy.Rows);
         Assert.Equal(expected + "\n", System.Text.Encoding.UTF8.GetString(sink.Bytes.ToArray()));
@@ -435,7 +447,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     private async Task<List<StoredResource>> ReadSnapshotAsync(SnapshotRange range)
     {
         var list = new List<StoredResource>();
-        await foreach (var r in Store.ReadSnapshotAsync(range, Ct))
+        await foreach (var r in Source.ReadSnapshotAsync(range, Ct))
         {
             list.Add(r);
         }
@@ -530,13 +542,15 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal(all.Select(r => r.Id), paged.Where(id => id.StartsWith("snap-", StringComparison.Ordinal)));
 
         // Restricted to patients' compartments: snap-a has snap-0..2 (and the Patient itself).
-        var compartment = await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot) { PatientIds = ["snap-a"] });
+        await Source.AddToPatientSetAsync("snap-set-a", ["snap-a"], Ct);
+        await Source.AddToPatientSetAsync("snap-set-an", ["snap-a", "nobody"], Ct);
+        var compartment = await ReadSnapshotAsync(new SnapshotRange("Observation", snapshot) { PatientSetId = "snap-set-a" });
         Assert.Equal(["snap-0", "snap-1", "snap-2"], compartment.Select(r => r.Id));
-        var patient = await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot) { PatientIds = ["snap-a", "nobody"] });
+        var patient = await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot) { PatientSetId = "snap-set-an" });
         Assert.Equal(["snap-a"], patient.Select(r => r.Id));
 
         // Now: the current view has the update and the deletion and the late resource.
-        var now = (await ReadSnapshotAsync(new SnapshotRange("Observation", await Store.GetLastSeqAsync(Ct)) { PatientIds = ["snap-a"] })).Select(r => r.Id + "/" + r.VersionId);
+        var now = (await ReadSnapshotAsync(new SnapshotRange("Observation", await Store.GetLastSeqAsync(Ct)) { PatientSetId = "snap-set-a" })).Select(r => r.Id + "/" + r.VersionId);
         Assert.Equal(["snap-2/1", "snap-0/2", "snap-late/1"], now);
     }
 
@@ -552,7 +566,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         }).ToList();
         await Store.WriteAsync([ResourceWrite.Create(NewPatient("kr-a")), ResourceWrite.Create(NewPatient("kr-b")), .. obs.Select(o => ResourceWrite.Create(o))], Ct);
         var before = await Store.ReadAsync("Observation", "kr-6", Ct);
-        var snapshot = await Store.CaptureSnapshotAsync(Ct);
+        var snapshot = await Source.CaptureSnapshotAsync(Ct);
         Assert.Equal(await Store.GetLastSeqAsync(Ct), snapshot.Seq);
         Assert.True(snapshot.TransactionTime >= before!.LastUpdated);
 
@@ -563,7 +577,7 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         await Store.WriteAsync([ResourceWrite.Delete("Observation", "kr-0")], Ct);
 
         // Key ranges cover exactly the versions current at the snapshot, about N per range, in key order.
-        var ranges = await Store.GetKeyRangesAsync("Observation", snapshot.Seq, 3, Ct);
+        var ranges = await Source.GetKeyRangesAsync("Observation", snapshot.Seq, 3, Ct);
         Assert.All(ranges.SkipLast(1), r => Assert.Equal(3, r.Rows));
         Assert.Equal(ranges.Select(r => r.AfterSeq).Skip(1), ranges.Select(r => r.UpToSeq).SkipLast(1));
         var inRanges = new List<string>();
@@ -577,12 +591,12 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal(everything, inRanges);
         Assert.Contains("kr-0", inRanges);
         Assert.True(ranges.Sum(r => r.Rows) >= inRanges.Count);
-        Assert.Empty(await Store.GetKeyRangesAsync("NoSuchType", snapshot.Seq, 3, Ct));
-        Assert.Contains("Observation", await Store.GetTypesAsync(snapshot.Seq, Ct));
+        Assert.Empty(await Source.GetKeyRangesAsync("NoSuchType", snapshot.Seq, 3, Ct));
+        Assert.Contains("Observation", await Source.GetTypesAsync(snapshot.Seq, Ct));
 
         // Patient sets: the compartments of the set's patients only; a Patient matches itself.
         var set = "set-" + Guid.NewGuid().ToString("N");
-        await Store.AddToPatientSetAsync(set, ["kr-b", "kr-b", "nobody"], Ct);
+        await Source.AddToPatientSetAsync(set, ["kr-b", "kr-b", "nobody"], Ct);
         async Task<List<string>> ReadSet(string type, DateTimeOffset? since = null) =>
             (await ReadSnapshotAsync(new SnapshotRange(type, snapshot.Seq) { PatientSetId = set, Since = since })).Select(r => r.Id).ToList();
 
@@ -593,20 +607,20 @@ public abstract class ResourceStoreContract : IAsyncLifetime
 
         // A set filled from the snapshot holds the Patients current then (not kr-late).
         var all = "all-" + Guid.NewGuid().ToString("N");
-        var count = await Store.FillPatientSetFromSnapshotAsync(all, snapshot.Seq, Ct);
+        var count = await Source.FillPatientSetFromSnapshotAsync(all, snapshot.Seq, Ct);
         Assert.True(count >= 2);
         var patients = (await ReadSnapshotAsync(new SnapshotRange("Patient", snapshot.Seq) { PatientSetId = all })).Select(r => r.Id).ToList();
 
         Assert.Contains("kr-a", patients);
         Assert.DoesNotContain("kr-late", patients);
         Assert.Equal(count, patients.Count);
-        await Store.DeletePatientSetAsync(set, Ct);
+        await Source.DeletePatientSetAsync(set, Ct);
         Assert.Empty(await ReadSet("Observation"));
 
         // A resource as of the snapshot: kr-0 was deleted later but existed then.
-        Assert.False((await Store.ReadAtSnapshotAsync("Observation", "kr-0", snapshot.Seq, Ct))!.IsDeleted);
-        Assert.True((await Store.ReadAtSnapshotAsync("Observation", "kr-0", await Store.GetLastSeqAsync(Ct), Ct))!.IsDeleted);
-        Assert.Null(await Store.ReadAtSnapshotAsync("Patient", "kr-late", snapshot.Seq, Ct));
+        Assert.False((await Source.ReadAtSnapshotAsync("Observation", "kr-0", snapshot.Seq, Ct))!.IsDeleted);
+        Assert.True((await Source.ReadAtSnapshotAsync("Observation", "kr-0", await Store.GetLastSeqAsync(Ct), Ct))!.IsDeleted);
+        Assert.Null(await Source.ReadAtSnapshotAsync("Patient", "kr-late", snapshot.Seq, Ct));
     }
 
     [Fact]

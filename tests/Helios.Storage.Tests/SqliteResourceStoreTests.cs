@@ -17,6 +17,8 @@ public sealed class SqliteResourceStoreTests : ResourceStoreContract
         return _store;
     }
 
+    protected override Helios.Storage.Sql.SqlExportSource CreateSource(IResourceStore store) => new SqliteExportSource((SqliteResourceStore)store);
+
     protected override async Task<(IResourceStore Store, Func<string, Task> Sql, Func<string, Task<long>> Scalar, Func<Task> Migrate)> CreateStoreAtVersionAsync(int version)
     {
         var path = Path.Combine(_directory, $"legacy-{version}.db");

@@ -76,12 +76,31 @@ public sealed class PostgresServer : IAsyncDisposable
         await RunPgAsync(asPostgres, Path.Combine(binDir, "pg_ctl"),
             ["-D", data, "-l", Path.Combine(root, "log"), "-w", "-t", "60", "-o",
              $"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500", "start"]);
+        var postmaster = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], System.Globalization.CultureInfo.InvariantCulture);
+        TestTools.RecordPid(postmaster);
+        StartWatchdog(postmaster, root);
         var cs = new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = port, Username = "postgres", Password = password, Database = "postgres",
             MaxPoolSize = 100,
         }.ToString();
         return new PostgresServer(cs, root, binDir, asPostgres);
+    }
+
+    /// <summary>A detached shell that stops the server (immediate shutdown) and removes its directory once this test
+    /// process is gone, however it ended: a killed test host leaves no server behind.</summary>
+    private static void StartWatchdog(int postmaster, string root)
+    {
+        var owner = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var script = $"exec </dev/null >/dev/null 2>&1; while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -QUIT {postmaster} 2>/dev/null; sleep 2; rm -rf '{root}'";
+        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardOutput = false, RedirectStandardError = false };
+        foreach (var arg in new[] { "sh", "-c", script })
+        {
+            psi.ArgumentList.Add(arg);
+        }
+
+        // It ends by itself once this process is gone.
+        using var watchdog = Process.Start(psi);
     }
 
     private static async Task<string> FindBinDirAsync()

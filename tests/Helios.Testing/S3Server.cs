@@ -47,12 +47,14 @@ public sealed class S3Server : IAsyncDisposable
                 Environment.GetEnvironmentVariable("HELIOS_TEST_S3_SECRET_KEY") ?? "S3RVER", null, null);
         }
 
-        var script = await TestTools.EnsureNpmToolAsync(Path.Combine("s3rver", "bin", "s3rver.js"));
+        await TestTools.EnsureNpmToolAsync(Path.Combine("s3rver", "package.json"));
+        var script = Path.Combine(TestTools.RepositoryRoot(), "tests", "tools", "s3rver-for-test.js");
         var directory = Path.Combine(Path.GetTempPath(), "helios-s3-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(directory);
         var port = TestTools.FreePort();
         var psi = new ProcessStartInfo("node") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { script, "-d", directory, "-a", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--silent" })
+        // The wrapper exits when this process does, however this process ends.
+        foreach (var arg in new[] { script, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture) })
         {
             psi.ArgumentList.Add(arg);
         }
@@ -68,6 +70,7 @@ public sealed class S3Server : IAsyncDisposable
         process.EnableRaisingEvents = true;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        TestTools.RecordPid(process.Id);
         await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(30), "s3rver");
         return new S3Server($"http://127.0.0.1:{port}", "S3RVER", "S3RVER", process, directory);
     }
@@ -170,6 +173,16 @@ public static class TestTools
             {
                 await Task.Delay(500);
             }
+        }
+    }
+
+    /// <summary>Appends a server's process id to the file named by <c>HELIOS_TEST_PIDFILE</c> (set by <c>.ci/run</c>,
+    /// which stops exactly those processes when it ends).</summary>
+    public static void RecordPid(int pid)
+    {
+        if (Environment.GetEnvironmentVariable("HELIOS_TEST_PIDFILE") is { Length: > 0 } file)
+        {
+            File.AppendAllText(file, pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + Environment.NewLine);
         }
     }
 

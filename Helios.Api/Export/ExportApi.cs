@@ -1,0 +1,200 @@
+using System.Globalization;
+using Helios.Api.Fhir;
+using Helios.Export.Diagnostics;
+using Helios.Export.Engine;
+using Helios.Export.Jobs;
+using Helios.Export.Requests;
+using Hl7.Fhir.Model;
+
+namespace Helios.Api.Export;
+
+/// <summary>
+/// FHIR Bulk Data Access <c>$export</c>: kick-off at system, Patient and Group level (GET, or POST of a Parameters
+/// resource), status polling, cancel, and file downloads. Handlers talk to the export ports only; the topology
+/// decides what is behind them. The two route groups are where authorization attaches.
+/// </summary>
+public static class ExportApi
+{
+    private const string Ndjson = "application/fhir+ndjson";
+
+    public static IEndpointRouteBuilder MapExportApi(this IEndpointRouteBuilder app)
+    {
+        var kickoff = app.MapGroup(string.Empty).WithTags("Bulk Data kick-off");
+        kickoff.MapGet("/$export", SystemKickoffAsync);
+        kickoff.MapPost("/$export", SystemKickoffAsync);
+        kickoff.MapGet("/Patient/$export", PatientKickoffAsync);
+        kickoff.MapPost("/Patient/$export", PatientKickoffAsync);
+        kickoff.MapGet("/Group/{id}/$export", GroupKickoffAsync);
+        kickoff.MapPost("/Group/{id}/$export", GroupKickoffAsync);
+
+        var jobs = app.MapGroup(string.Empty).WithTags("Bulk Data jobs");
+        jobs.MapGet($"/{ExportRoutes.StatusSegment}/{{jobId}}", StatusAsync);
+        jobs.MapDelete($"/{ExportRoutes.StatusSegment}/{{jobId}}", CancelAsync);
+        jobs.MapGet($"/{ExportRoutes.FileSegment}/{{jobId}}/{{fileName}}", DownloadAsync);
+        return app;
+    }
+
+    public static Task<FhirResult> SystemKickoffAsync(HttpContext context, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken) =>
+        KickoffAsync(context, ExportLevel.System, null, services, cancellationToken);
+
+    public static Task<FhirResult> PatientKickoffAsync(HttpContext context, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken) =>
+        KickoffAsync(context, ExportLevel.Patient, null, services, cancellationToken);
+
+    public static Task<FhirResult> GroupKickoffAsync(string id, HttpContext context, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken) =>
+        KickoffAsync(context, ExportLevel.Group, id, services, cancellationToken);
+
+    private static async Task<FhirResult> KickoffAsync(HttpContext context, ExportLevel level, string? groupId, ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        if (!FhirRequestReader.PreferHas(request, "respond-async"))
+        {
+            throw new FhirOperationException(400, "$export runs asynchronously: send the header Prefer: respond-async.", OperationOutcome.IssueType.Required);
+        }
+
+        var accept = request.Headers.Accept.ToString();
+        if (accept.Length > 0 && !accept.Contains("json", StringComparison.OrdinalIgnoreCase) && !accept.Contains("*/*", StringComparison.Ordinal))
+        {
+            throw new FhirOperationException(400, $"Accept '{accept}' is not supported for $export: send Accept: application/fhir+json.", OperationOutcome.IssueType.NotSupported);
+        }
+
+        var parameters = FhirRequestReader.QueryPairs(request);
+        if (HttpMethods.IsPost(request.Method))
+        {
+            parameters.AddRange(ExportParametersBody.Read(await services.Reader.ReadBodyAsync(request, cancellationToken)));
+        }
+
+        var lenient = FhirRequestReader.PreferHas(request, "handling=lenient");
+        var exportRequest = ExportRequestParser.Parse(level, groupId, parameters, lenient, services.Registry.ResourceTypeSet, services.Registry.PatientCompartmentTypeSet);
+        var baseUrl = services.Reader.BaseUrl(request);
+        var path = request.Path.Value ?? string.Empty;
+        var requestUrl = HttpMethods.IsGet(request.Method) ? baseUrl + path + request.QueryString : baseUrl + path;
+        var job = await services.Kickoff.StartAsync(exportRequest, "default", ClientId(context), requestUrl, baseUrl, cancellationToken);
+
+        var statusUrl = ExportRoutes.StatusUrl(baseUrl, job.Id);
+        var notes = new List<string> { $"The export was accepted; poll {statusUrl} for its status." };
+        notes.AddRange(exportRequest.Ignored.Select(i => "Ignored: " + i));
+        return new FhirResult(new FhirResponse(202, OperationOutcomes.Information(notes))) { Headers = { ["Content-Location"] = statusUrl } };
+    }
+
+    public static async Task<IResult> StatusAsync(string jobId, HttpRequest request, HttpResponse response, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        var job = await FindLiveJobAsync(jobId, services, cancellationToken);
+        var options = services.Options.Value;
+        switch (job.Status)
+        {
+            case ExportJobStatus.Accepted or ExportJobStatus.Running:
+                var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
+                return new FhirResult(new FhirResponse(202, null))
+                {
+                    Headers =
+                    {
+                        ["Retry-After"] = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture),
+                        ["X-Progress"] = job.Status == ExportJobStatus.Accepted
+                            ? "planning"
+                            : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)",
+                    },
+                };
+            case ExportJobStatus.Failed:
+                throw new FhirOperationException(500, "The export failed: " + (job.Error ?? "no reason was recorded."), OperationOutcome.IssueType.Exception);
+        }
+
+        var files = await services.Jobs.GetFilesAsync(jobId, cancellationToken);
+        // Files served by the Api are admitted exactly as $export is (the same token, when auth is configured);
+        // presigned URLs need none.
+        var direct = options.DirectDownloadUrls && services.Files.CanPresign;
+        var baseUrl = services.Reader.BaseUrl(request);
+        async Task<List<ExportManifestOutput>> OutputsAsync(string kind)
+        {
+            var outputs = new List<ExportManifestOutput>();
+            foreach (var file in files.Where(f => f.Kind == kind))
+            {
+                var url = direct
+                    ? (await services.Files.GetPresignedUrlAsync(jobId, file.FileName, options.PresignedUrlLifetime, cancellationToken)).AbsoluteUri
+                    : ExportRoutes.FileUrl(baseUrl, jobId, file.FileName);
+                outputs.Add(new ExportManifestOutput(kind == ExportFileKinds.Error ? "OperationOutcome" : file.Type, url, file.ResourceCount));
+            }
+
+            return outputs;
+        }
+
+        var manifest = new ExportManifest(
+            FormatInstant(job.TransactionTime), job.RequestUrl, RequiresAccessToken: !direct,
+            await OutputsAsync(ExportFileKinds.Output), Deleted: [], await OutputsAsync(ExportFileKinds.Error));
+        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
+        return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, "application/json; charset=utf-8");
+    }
+
+    public static async Task<FhirResult> CancelAsync(string jobId, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        await FindLiveJobAsync(jobId, services, cancellationToken);
+        if (!await services.Jobs.CancelJobAsync(jobId, cancellationToken))
+        {
+            throw new ExportJobNotFoundException(jobId);
+        }
+
+        ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "cancelled"));
+        // Remove what is there now; the supervisor sweeps again once running partitions have stopped.
+        try
+        {
+            await services.Files.DeleteJobAsync(jobId, cancellationToken);
+        }
+        catch (IOException)
+        {
+            // Partitions of the cancelled export may still be writing until their next heartbeat; the supervisor
+            // deletes the files once no lease is live. The cancel itself is done.
+        }
+
+        return new FhirResult(new FhirResponse(202, OperationOutcomes.Information([$"Export {jobId} was cancelled; its files are being deleted."])));
+    }
+
+    public static async Task<IResult> DownloadAsync(
+        string jobId, string fileName, HttpRequest request, HttpResponse response, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        var job = await FindLiveJobAsync(jobId, services, cancellationToken);
+        if (job.Status != ExportJobStatus.Completed || await services.Jobs.GetFileAsync(jobId, fileName, cancellationToken) is null)
+        {
+            throw new FhirOperationException(404, $"Export {jobId} has no file '{fileName}' (files are served once the export is complete; the manifest lists them).", OperationOutcome.IssueType.NotFound);
+        }
+
+        if (job.ExpiresAt is { } expires)
+        {
+            response.Headers.Expires = expires.ToString("R", CultureInfo.InvariantCulture);
+        }
+
+        if (services.Files.GetLocalPath(jobId, fileName) is not { } path)
+        {
+            var url = await services.Files.GetPresignedUrlAsync(jobId, fileName, services.Options.Value.PresignedUrlLifetime, cancellationToken);
+            response.Headers.CacheControl = "no-store";
+            return TypedResults.Redirect(url.AbsoluteUri);
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FhirOperationException(404, $"The file '{fileName}' of export {jobId} is no longer stored.", OperationOutcome.IssueType.NotFound);
+        }
+
+        var gzip = !request.Headers.Range.Any() &&
+            request.Headers.AcceptEncoding.Any(v => v is not null && v.Contains("gzip", StringComparison.OrdinalIgnoreCase));
+        return gzip ? new GzipFileResult(path, Ndjson) : TypedResults.PhysicalFile(path, Ndjson, enableRangeProcessing: true);
+    }
+
+    /// <summary>The job, or <see cref="ExportJobNotFoundException"/> (404) when it is unknown, cancelled or expired.</summary>
+    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        var job = await services.Jobs.GetJobAsync(jobId, cancellationToken);
+        var now = services.TimeProvider.GetUtcNow();
+        if (job is null || job.Status == ExportJobStatus.Cancelled || (job.ExpiresAt is { } expires && expires <= now))
+        {
+            throw new ExportJobNotFoundException(jobId);
+        }
+
+        return job;
+    }
+
+    /// <summary>The client the export belongs to: the token's client_id when authentication is on.</summary>
+    private static string ClientId(HttpContext context) =>
+        context.User.FindFirst("client_id")?.Value ?? context.User.FindFirst("sub")?.Value ?? "anonymous";
+
+    private static string FormatInstant(DateTimeOffset value) =>
+        value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,19 @@
+using Helios.Api.Fhir;
+using Helios.Export;
+using Helios.Export.Engine;
+using Helios.Export.Files;
+using Helios.Export.Jobs;
+using Helios.Storage.Indexing;
+using Microsoft.Extensions.Options;
+
+namespace Helios.Api.Export;
+
+/// <summary>The services the <c>$export</c> handlers take, bound with <c>[AsParameters]</c>.</summary>
+public sealed record ExportEndpointServices(
+    ExportKickoff Kickoff,
+    IExportJobStore Jobs,
+    IExportFileStore Files,
+    SearchParameterRegistry Registry,
+    FhirRequestReader Reader,
+    TimeProvider TimeProvider,
+    IOptions<ExportOptions> Options);

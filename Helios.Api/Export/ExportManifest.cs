@@ -1,0 +1,12 @@
+using System.Text.Json.Serialization;
+
+namespace Helios.Api.Export;
+
+/// <summary>The Bulk Data complete-status body (IG v2.0.0): what was exported as of <see cref="TransactionTime"/>.</summary>
+public sealed record ExportManifest(
+    [property: JsonPropertyName("transactionTime")] string TransactionTime,
+    [property: JsonPropertyName("request")] string Request,
+    [property: JsonPropertyName("requiresAccessToken")] bool RequiresAccessToken,
+    [property: JsonPropertyName("output")] IReadOnlyList<ExportManifestOutput> Output,
+    [property: JsonPropertyName("deleted")] IReadOnlyList<ExportManifestOutput> Deleted,
+    [property: JsonPropertyName("error")] IReadOnlyList<ExportManifestOutput> Error);

@@ -1,0 +1,9 @@
+using System.Text.Json.Serialization;
+
+namespace Helios.Api.Export;
+
+/// <summary>One file of an <see cref="ExportManifest"/>: its resource type, absolute URL and exact resource count.</summary>
+public sealed record ExportManifestOutput(
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("url")] string Url,
+    [property: JsonPropertyName("count")] long Count);

@@ -1,0 +1,13 @@
+using Helios.Api.Fhir;
+
+namespace Helios.Api.Metadata;
+
+/// <summary><c>GET /metadata</c>: the CapabilityStatement.</summary>
+public static class MetadataApi
+{
+    public static RouteHandlerBuilder MapMetadataApi(this IEndpointRouteBuilder app) =>
+        app.MapGet("/metadata", GetCapabilityStatement).WithTags("FHIR REST");
+
+    public static FhirResult GetCapabilityStatement(HttpRequest request, CapabilityStatementBuilder builder, FhirRequestReader reader) =>
+        new(new FhirResponse(200, builder.Build(reader.BaseUrl(request))));
+}

@@ -1,0 +1,118 @@
+using Helios.Export.Files;
+
+namespace Helios.Export.Adapters.FileStores;
+
+/// <summary>Export files under a local directory: <c>{root}/{job}/{file}</c>, written as a hidden temp file and
+/// renamed into place when published.</summary>
+public sealed class LocalExportFileStore : IExportFileStore
+{
+    private readonly string _root;
+
+    public LocalExportFileStore(string root)
+    {
+        _root = Path.GetFullPath(root);
+        Directory.CreateDirectory(_root);
+    }
+
+    public bool CanPresign => false;
+
+    public Task<IExportPartWriter> CreateAsync(string jobId, string fileName, CancellationToken cancellationToken)
+    {
+        var directory = JobDirectory(jobId);
+        Directory.CreateDirectory(directory);
+        var final = Path.Combine(directory, SafeName(fileName));
+        var temp = Path.Combine(directory, $".{SafeName(fileName)}.{Guid.NewGuid():N}.tmp");
+        return Task.FromResult<IExportPartWriter>(new Writer(temp, final));
+    }
+
+    public Task DeleteFileAsync(string jobId, string fileName, CancellationToken cancellationToken)
+    {
+        File.Delete(Path.Combine(JobDirectory(jobId), SafeName(fileName)));
+        return Task.CompletedTask;
+    }
+
+    public Task DeleteJobAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var directory = JobDirectory(jobId);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                if (Directory.Exists(directory))
+                {
+                    Directory.Delete(directory, recursive: true);
+                }
+
+                return Task.CompletedTask;
+            }
+            catch (IOException) when (attempt < 5)
+            {
+                // A partition still running (a cancelled export's, until its next heartbeat) created or renamed a
+                // file while the directory was being emptied: go again.
+            }
+        }
+    }
+
+    public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var directory = JobDirectory(jobId);
+        IReadOnlyList<string> names = Directory.Exists(directory) ? Directory.GetFiles(directory).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList() : [];
+        return Task.FromResult(names);
+    }
+
+    public Task<Uri> GetPresignedUrlAsync(string jobId, string fileName, TimeSpan lifetime, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("Local export files are served by the Api; they have no presigned URLs.");
+
+    public string? GetLocalPath(string jobId, string fileName) => Path.Combine(JobDirectory(jobId), SafeName(fileName));
+
+    private string JobDirectory(string jobId) => Path.Combine(_root, SafeName(jobId));
+
+    private static string SafeName(string name)
+    {
+        if (name.Length == 0 || name.Contains('/', StringComparison.Ordinal) || name.Contains('\\', StringComparison.Ordinal) || name.StartsWith('.'))
+        {
+            throw new ArgumentException($"'{name}' is not a valid export file or job name.", nameof(name));
+        }
+
+        return name;
+    }
+
+    private sealed class Writer(string tempPath, string finalPath) : IExportPartWriter
+    {
+        private readonly FileStream _stream = new(tempPath, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            BufferSize = 1 << 20,
+            Options = FileOptions.Asynchronous | FileOptions.SequentialScan,
+        });
+
+        private bool _published;
+
+        public long BytesWritten { get; private set; }
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            await _stream.WriteAsync(data, cancellationToken);
+            BytesWritten += data.Length;
+        }
+
+        public async Task PublishAsync(CancellationToken cancellationToken)
+        {
+            await _stream.FlushAsync(cancellationToken);
+            _stream.Flush(flushToDisk: true);
+            await _stream.DisposeAsync();
+            File.Move(tempPath, finalPath, overwrite: false);
+            _published = true;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stream.DisposeAsync();
+            if (!_published)
+            {
+                File.Delete(tempPath);
+            }
+        }
+    }
+}

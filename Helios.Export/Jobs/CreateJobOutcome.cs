@@ -1,0 +1,8 @@
+namespace Helios.Export.Jobs;
+
+public enum CreateJobOutcome
+{
+    Created,
+    ClientLimitReached,
+    TenantLimitReached,
+}

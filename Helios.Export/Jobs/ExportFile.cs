@@ -1,0 +1,4 @@
+namespace Helios.Export.Jobs;
+
+/// <summary>A published, committed file of an export.</summary>
+public sealed record ExportFile(string JobId, string FileName, string Kind, string Type, int PartitionNo, int PartNo, long ResourceCount, long ByteCount);

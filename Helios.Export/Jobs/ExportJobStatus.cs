@@ -1,0 +1,10 @@
+namespace Helios.Export.Jobs;
+
+public enum ExportJobStatus
+{
+    Accepted,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}

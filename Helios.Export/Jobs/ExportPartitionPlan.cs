@@ -1,0 +1,4 @@
+namespace Helios.Export.Jobs;
+
+/// <summary>One unit of leased work: a resource type and a key range of it.</summary>
+public sealed record ExportPartitionPlan(int PartitionNo, string Type, long AfterSeq, long UpToSeq, long EstimatedRows);

@@ -1,0 +1,8 @@
+namespace Helios.Export.Requests;
+
+public enum ExportLevel
+{
+    System,
+    Patient,
+    Group,
+}

@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Helios.Export.Requests;
+
+/// <summary>
+/// Validates kick-off parameters (from the query string or a POSTed Parameters resource, repeats treated as
+/// comma-joined). Unsupported parameters and unusable values are refused, or, under <c>Prefer: handling=lenient</c>,
+/// dropped and reported in <see cref="ExportRequest.Ignored"/>.
+/// </summary>
+public static partial class ExportRequestParser
+{
+    /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
+    private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
+    {
+        "_elements", "patient", "includeAssociatedData", "_typeFilter", "_until", "organizeOutputBy", "allowPartialManifests",
+    };
+
+    [GeneratedRegex(@"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$")]
+    private static partial Regex InstantPattern();
+
+    public static ExportRequest Parse(
+        ExportLevel level,
+        string? groupId,
+        IReadOnlyList<KeyValuePair<string, string>> parameters,
+        bool lenient,
+        IReadOnlySet<string> knownTypes,
+        IReadOnlySet<string> compartmentTypes)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(knownTypes);
+        ArgumentNullException.ThrowIfNull(compartmentTypes);
+        var ignored = new List<string>();
+        void Refuse(string message)
+        {
+            if (!lenient)
+            {
+                throw new ExportRequestException(message + " (Send Prefer: handling=lenient to have it ignored instead.)");
+            }
+
+            ignored.Add(message);
+        }
+
+        List<string>? types = null;
+        DateTimeOffset? since = null;
+        var format = ExportFormats.FhirNdjson;
+        foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
+        {
+            var values = group.SelectMany(p => p.Value.Split(',')).Select(v => v.Trim()).Where(v => v.Length > 0).ToList();
+            switch (group.Key)
+            {
+                case "_outputFormat":
+                    // An unencoded '+' arrives as a space through form decoding.
+                    var formats = values.Select(v => v.Replace(' ', '+')).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+                    if (formats.Count != 1 || !ExportFormats.Accepted.Contains(formats[0]))
+                    {
+                        throw new ExportRequestException(
+                            $"_outputFormat '{string.Join(",", group.Select(p => p.Value))}' is not supported: use application/fhir+ndjson (also accepted: application/ndjson, ndjson).");
+                    }
+
+                    format = ExportFormats.FhirNdjson;
+                    break;
+                case "_since":
+                    if (group.Count() != 1 || values.Count != 1)
+                    {
+                        Refuse("_since must be given once, as one FHIR instant.");
+                        break;
+                    }
+
+                    var text = values[0].Replace(' ', '+');
+                    if (!InstantPattern().IsMatch(text) || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
+                    {
+                        Refuse($"_since '{values[0]}' is not a FHIR instant: give a date, a time to the second and a time zone, e.g. 2024-01-31T12:00:00Z.");
+                        break;
+                    }
+
+                    since = parsed;
+                    break;
+                case "_type":
+                    types ??= [];
+                    foreach (var type in values)
+                    {
+                        if (!knownTypes.Contains(type))
+                        {
+                            Refuse($"_type '{type}' is not a FHIR R4 resource type this server holds.");
+                        }
+                        else if (level != ExportLevel.System && !compartmentTypes.Contains(type))
+                        {
+                            Refuse($"_type '{type}' is not in the Patient compartment, so a {(level == ExportLevel.Group ? "Group" : "Patient")}-level export cannot return it; use the system-level $export.");
+                        }
+                        else if (!types.Contains(type, StringComparer.Ordinal))
+                        {
+                            types.Add(type);
+                        }
+                    }
+
+                    break;
+                default:
+                    Refuse(s_notYetSupported.Contains(group.Key)
+                        ? $"The $export parameter {group.Key} is not supported by this server yet."
+                        : $"'{group.Key}' is not a parameter of $export.");
+                    break;
+            }
+        }
+
+        return new ExportRequest
+        {
+            Level = level,
+            GroupId = groupId,
+            Types = types,
+            Since = since,
+            OutputFormat = format,
+            Ignored = ignored,
+        };
+    }
+}

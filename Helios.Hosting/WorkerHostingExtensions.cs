@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Hosting;
+
+namespace Helios.Hosting;
+
+public static class WorkerHostingExtensions
+{
+    /// <summary>Storage and the export engine with a Hangfire server, for a <c>Helios.Worker</c> process. The embedded
+    /// topology is refused: its SQLite store and its workers belong to the one Api process.</summary>
+    public static IHostApplicationBuilder AddHeliosWorker(this IHostApplicationBuilder builder)
+    {
+        var topology = builder.AddHeliosStorage();
+        if (topology == HeliosTopology.Embedded)
+        {
+            throw new InvalidOperationException(
+                "Helios.Worker runs only with Helios:Topology=postgres-s3: the embedded topology keeps its SQLite store and its workers inside Helios.Api.");
+        }
+
+        builder.AddHeliosExport(topology, workerHost: true);
+        return builder;
+    }
+}

@@ -1,0 +1,3 @@
+namespace Helios.Storage.Indexing;
+
+public readonly record struct UriEntry(string Param, string Value);

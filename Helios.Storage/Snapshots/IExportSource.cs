@@ -1,0 +1,46 @@
+namespace Helios.Storage.Snapshots;
+
+/// <summary>
+/// The export engine's read port over the resource store (one implementation per backend): fixes an export's point
+/// in time, lists what it covers (types, key ranges), holds its patient population, and copies stored JSON straight
+/// into NDJSON parts. Every read is as of a snapshot key, so later writes never show. Filters of the export
+/// parameters are pushed down here.
+/// </summary>
+public interface IExportSource
+{
+    /// <summary>
+    /// Fixes an export's point in time: the highest committed key and an instant no earlier than any committed write,
+    /// taken under the writer lock so no write is in flight; every later write gets a larger key and a later instant.
+    /// </summary>
+    Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken);
+
+    /// <summary>The resource types that have at least one version at or below the snapshot key.</summary>
+    Task<IReadOnlyList<string>> GetTypesAsync(long snapshotSeq, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Lists key ranges of one type at a snapshot, each holding about <paramref name="rowsPerRange"/> versions (an
+    /// upper bound of the current ones): the partitions of an export. Empty when the type has no version at or below
+    /// the snapshot key. Reads only the key index.
+    /// </summary>
+    Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken);
+
+    /// <summary>The version of one resource current at a snapshot (a tombstone when deleted then), or null.</summary>
+    Task<StoredResource?> ReadAtSnapshotAsync(string type, string id, long snapshotSeq, CancellationToken cancellationToken);
+
+    /// <summary>Adds patient ids to a named set (idempotent), for <see cref="SnapshotRange.PatientSetId"/>.</summary>
+    Task AddToPatientSetAsync(string setId, IReadOnlyCollection<string> patientIds, CancellationToken cancellationToken);
+
+    /// <summary>Fills a named set with every Patient current (not deleted) at the snapshot; returns how many.</summary>
+    Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken);
+
+    Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The export hot path: appends, as NDJSON (one line each), the stored JSON text of the versions of
+    /// <see cref="SnapshotRange.Type"/> current at the snapshot (not deleted then) with keys in the range, in key order,
+    /// to <paramref name="sink"/>, copying UTF-8 bytes without decoding them. Stops after
+    /// <see cref="SnapshotRange.Limit"/> rows, or after the row that brings the bytes written to
+    /// <paramref name="maxBytes"/>; the result says where it stopped (resume after it) and whether the range is exhausted.
+    /// </summary>
+    Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken);
+}

@@ -1,0 +1,5 @@
+namespace Helios.Storage.Snapshots;
+
+/// <summary>Where <see cref="IExportSource.CopySnapshotAsync"/> stopped: rows and bytes written, the last key
+/// written (resume after it), and whether the range has no more rows.</summary>
+public sealed record SnapshotCopy(long Rows, long Bytes, long LastSeq, bool Exhausted);

@@ -1,0 +1,12 @@
+namespace Helios.Storage.Snapshots;
+
+/// <summary>A key range (<see cref="AfterSeq"/>, <see cref="UpToSeq"/>] of one type as of a snapshot, read at most
+/// <see cref="Limit"/> rows at a time, optionally restricted to a patient set and a <c>_since</c> instant.</summary>
+public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq = 0, long UpToSeq = long.MaxValue, int Limit = 10_000)
+{
+    /// <summary>When set, only resources in the compartment of a patient of this named set (a Patient matches its own id).</summary>
+    public string? PatientSetId { get; init; }
+
+    /// <summary>When set, only versions last updated strictly after this instant (<c>_since</c>).</summary>
+    public DateTimeOffset? Since { get; init; }
+}

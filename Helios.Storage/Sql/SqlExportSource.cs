@@ -1,0 +1,167 @@
+using System.Globalization;
+using System.Text;
+using Helios.Storage.Indexing;
+using Helios.Storage.Snapshots;
+
+namespace Helios.Storage.Sql;
+
+/// <summary>
+/// The export reads shared by SQLite and PostgreSQL, over the store's tables: snapshot capture, types and key ranges
+/// at a snapshot, patient sets, and the copy hot path (stored UTF-8 JSON straight into NDJSON parts). The dialects
+/// supply only <see cref="CopyRowsAsync"/>.
+/// </summary>
+public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
+{
+    public Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken) => store.CaptureSnapshotAsync(cancellationToken);
+
+    /// <summary>The rows <see cref="CopySnapshotAsync"/> would copy, as stored resources (tests).</summary>
+    internal IAsyncEnumerable<StoredResource> ReadSnapshotAsync(SnapshotRange range, CancellationToken cancellationToken)
+    {
+        var query = BuildSnapshotQuery(range, SearchSqlBuilder.Columns);
+        return StreamAsync(query.Sql, query.Parameters, cancellationToken);
+    }
+
+    public async Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var query = BuildSnapshotQuery(range, "r.seq, r.json");
+        var buffer = new NdjsonBuffer(sink);
+        var (rows, lastSeq, stoppedEarly) = await CopyRowsAsync(query.Sql, query.Parameters, buffer, maxBytes, cancellationToken);
+        await buffer.FlushAsync(cancellationToken);
+        return new SnapshotCopy(rows, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit);
+    }
+
+    /// <summary>Runs the snapshot query (columns: seq, UTF-8 JSON) and appends each row to the buffer, stopping after
+    /// the row that brings the buffer's total to <paramref name="maxBytes"/>. Returns (rows, last seq, stopped early).</summary>
+    protected abstract Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
+        string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken);
+
+    private static (string Sql, List<KeyValuePair<string, object>> Parameters) BuildSnapshotQuery(SnapshotRange range, string columns)
+    {
+        ArgumentNullException.ThrowIfNull(range);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(range.Limit);
+        var p = new SqlParameters();
+        var snapshot = p.Add(range.SnapshotSeq);
+        var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
+            .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
+            .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = 0");
+        if (range.Since is { } since)
+        {
+            sql.Append($" AND r.last_updated > {p.Add(FhirDateRange.ToMicros(since))}");
+        }
+
+        if (range.PatientSetId is { } setId)
+        {
+            var set = p.Add(setId);
+            sql.Append(range.Type == "Patient"
+                ? $" AND r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {set})"
+                : $" AND EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = r.seq)");
+        }
+
+        sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
+        return (sql.ToString(), p.Values);
+    }
+
+    private async IAsyncEnumerable<StoredResource> StreamAsync(
+        string sql, List<KeyValuePair<string, object>> parameters, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var command = SqlResourceStore.CreateCommand(connection, sql, parameters);
+
+        await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            yield return new StoredResource(
+                reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
+                FhirDateRange.FromMicros(reader.GetInt64(4)), reader.GetInt32(5) != 0, reader.GetString(6));
+        }
+    }
+
+    public async Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rowsPerRange);
+        var ranges = new List<KeyRange>();
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        // Versions, not current versions: an index-only scan of (res_type, seq) that never reads the JSON pages. The
+        // counts are upper bounds of what each range exports (superseded versions and tombstones are skipped then).
+        command.CommandText = "SELECT seq FROM resources WHERE res_type = @t AND seq <= @s ORDER BY seq";
+        SqlResourceStore.AddParameter(command, "@t", type);
+        SqlResourceStore.AddParameter(command, "@s", snapshotSeq);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        long after = 0, last = 0, rows = 0;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            last = reader.GetInt64(0);
+            if (++rows == rowsPerRange)
+            {
+                ranges.Add(new KeyRange(after, last, rows));
+                after = last;
+                rows = 0;
+            }
+        }
+
+        if (rows > 0)
+        {
+            ranges.Add(new KeyRange(after, last, rows));
+        }
+
+        return ranges;
+    }
+
+    public async Task<IReadOnlyList<string>> GetTypesAsync(long snapshotSeq, CancellationToken cancellationToken)
+    {
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT DISTINCT res_type FROM resources WHERE seq <= @s ORDER BY res_type";
+        SqlResourceStore.AddParameter(command, "@s", snapshotSeq);
+        var types = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            types.Add(reader.GetString(0));
+        }
+
+        return types;
+    }
+
+    public async Task<StoredResource?> ReadAtSnapshotAsync(string type, string id, long snapshotSeq, CancellationToken cancellationToken)
+    {
+        var rows = await store.QueryAsync(
+            $"SELECT {SearchSqlBuilder.Columns} FROM resources r WHERE r.res_type = @t AND r.res_id = @i AND r.seq <= @s AND (r.next_seq IS NULL OR r.next_seq > @s)",
+            [new("@t", type), new("@i", id), new("@s", snapshotSeq)], cancellationToken);
+        return rows.Count > 0 ? rows[0] : null;
+    }
+
+    public async Task AddToPatientSetAsync(string setId, IReadOnlyCollection<string> patientIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(patientIds);
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var chunk in patientIds.Distinct(StringComparer.Ordinal).Chunk(400))
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            var values = new StringBuilder();
+            SqlResourceStore.AddParameter(command, "@set", setId);
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                values.Append(i == 0 ? "" : ", ").Append(CultureInfo.InvariantCulture, $"(@set, @p{i})");
+                SqlResourceStore.AddParameter(command, "@p" + i.ToString(CultureInfo.InvariantCulture), chunk[i]);
+            }
+
+            command.CommandText = $"INSERT INTO patient_sets (set_id, patient_id) VALUES {values} ON CONFLICT DO NOTHING";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public async Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken) =>
+        await store.ExecuteAsync(
+            "INSERT INTO patient_sets (set_id, patient_id) SELECT @set, res_id FROM resources WHERE res_type = 'Patient' AND seq <= @s AND (next_seq IS NULL OR next_seq > @s) AND deleted = 0 ON CONFLICT DO NOTHING",
+            [new("@set", setId), new("@s", snapshotSeq)], cancellationToken);
+
+    public async Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken) =>
+        await store.ExecuteAsync("DELETE FROM patient_sets WHERE set_id = @set", [new("@set", setId)], cancellationToken);
+}

@@ -1,0 +1,251 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.Globalization;
+using Helios.Storage.Diagnostics;
+using Helios.Storage.Indexing;
+using Helios.Storage.Snapshots;
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Storage.Sql;
+
+/// <summary>Writes: versioned writes and the bulk load (one transaction per call, under the writer lock), the
+/// store clock, and the index DDL a bulk load uses.</summary>
+public abstract partial class SqlResourceStore
+{
+    public Task DropSecondaryIndexesAsync(CancellationToken cancellationToken) =>
+        ExecuteDdlAsync(Schema.SecondaryIndexes(IsPostgres).Select(i => $"DROP INDEX IF EXISTS {i.Name}").ToList(), cancellationToken);
+
+    public virtual Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken) =>
+        ExecuteDdlAsync([Schema.NaturalKeyIndex, .. Schema.SecondaryIndexes(IsPostgres).Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}")], cancellationToken);
+
+    public async Task<bool> TryDropNaturalKeyIndexAsync(CancellationToken cancellationToken)
+    {
+        // Under the writer lock, so that no write slips in between the check and the drop.
+        await using var connection = await OpenAsync(cancellationToken);
+        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        try
+        {
+            await ReadClockAsync(connection, transaction, cancellationToken); // takes the clock row lock (PostgreSQL)
+            await using (var any = connection.CreateCommand())
+            {
+                any.Transaction = transaction;
+                any.CommandText = "SELECT COUNT(*) FROM (SELECT 1 FROM resources LIMIT 1) x";
+                if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) > 0)
+                {
+                    return false;
+                }
+            }
+
+            await using (var drop = connection.CreateCommand())
+            {
+                drop.Transaction = transaction;
+                drop.CommandText = "DROP INDEX IF EXISTS ux_resources_version";
+                await drop.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return true;
+        }
+        finally
+        {
+            await transaction.DisposeAsync();
+            EndWrite();
+        }
+    }
+
+    /// <summary>Releases an in-process writer lock, if the dialect uses one.</summary>
+    protected virtual void EndWrite()
+    {
+    }
+
+    public async Task<IReadOnlyList<WriteOutcome>> WriteAsync(IReadOnlyList<ResourceWrite> writes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(writes);
+        var prepared = writes.Select(w => w.Resource is null ? null : new PreparedResource(w.Resource, extractor.Extract(w.Resource))).ToList();
+        return await WriteCoreAsync(writes, prepared, returnResources: true, loadKeys: null, cancellationToken);
+    }
+
+    public Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken) =>
+        LoadBatchAsync(batch, null, cancellationToken);
+
+    public async Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, LoadKeys? keys, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var writes = batch.Select(b => new ResourceWrite(WriteKind.Update, b.Type, b.Id, b.Resource)).ToList();
+        // A load reports nothing per resource: no stored text is decoded back into a string (a 2-byte-per-char
+        // copy of every resource, on the writer's thread).
+        await WriteCoreAsync(writes, batch, returnResources: false, keys, cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<WriteOutcome>> WriteCoreAsync(IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared, bool returnResources, LoadKeys? loadKeys, CancellationToken cancellationToken)
+    {
+        if (writes.Count == 0)
+        {
+            return [];
+        }
+
+        using var activity = StorageTelemetry.ActivitySource.StartActivity("helios.storage.write");
+        activity?.SetTag("helios.storage.backend", IsPostgres ? "postgresql" : "sqlite");
+        activity?.SetTag("helios.storage.writes", writes.Count);
+        var started = Stopwatch.GetTimestamp();
+        await using var connection = await OpenAsync(cancellationToken);
+        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        try
+        {
+            var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+            var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
+            var current = loadKeys is null
+                ? await LookupCurrentAsync(connection, transaction, keys, cancellationToken)
+                : (await loadKeys.LookupAsync(keys, seq => ReadKeyOfSeqAsync(connection, transaction, seq, cancellationToken)))
+                    .ToDictionary(e => e.Key, e => new CurrentVersion(e.Value.Seq, e.Value.Number, e.Value.Deleted));
+            var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs + 1);
+
+            var rows = new List<NewVersion>(writes.Count);
+            var inBatch = new Dictionary<long, NewVersion>();
+            var superseded = new List<(long, long)>();
+            var outcomes = new WriteOutcome[writes.Count];
+            for (var i = 0; i < writes.Count; i++)
+            {
+                var write = writes[i];
+                var key = (write.Type, write.Id);
+                current.TryGetValue(key, out var existing);
+                var exists = existing is { Deleted: false };
+                if (write.IfMatchVersion is { } expected && (existing is null || existing.Version != expected || existing.Deleted))
+                {
+                    var actual = existing is null ? "it does not exist" : existing.Deleted ? "it is deleted" : $"the current version is {existing.Version}";
+                    throw new ResourceConflictException($"{write.Type}/{write.Id}: If-Match asked for version {expected} but {actual}.", i, isVersionMismatch: true);
+                }
+
+                if (write.Kind == WriteKind.Create && exists)
+                {
+                    throw new ResourceConflictException($"{write.Type}/{write.Id} already exists.", i, isVersionMismatch: false);
+                }
+
+                if (write.Kind == WriteKind.Delete && !exists)
+                {
+                    outcomes[i] = new WriteOutcome(WriteStatus.NothingToDelete, null);
+                    continue;
+                }
+
+                var seq = ++lastSeq;
+                var version = (existing?.Version ?? 0) + 1;
+                var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete ? null : prepared[i]);
+                rows.Add(row);
+                inBatch[seq] = row;
+                if (existing is not null)
+                {
+                    if (inBatch.TryGetValue(existing.Seq, out var earlier))
+                    {
+                        earlier.NextSeq = seq;
+                    }
+                    else
+                    {
+                        superseded.Add((existing.Seq, seq));
+                    }
+                }
+
+                current[key] = new CurrentVersion(seq, version, row.Deleted);
+                outcomes[i] = new WriteOutcome(
+                    row.Deleted ? WriteStatus.Deleted : exists ? WriteStatus.Updated : WriteStatus.Created, null);
+            }
+
+            Serialize(rows);
+            // Mark the replaced versions superseded, then add the new ones.
+            await SupersedeAsync(connection, transaction, superseded, cancellationToken);
+            await InsertRowsAsync(connection, transaction, rows, cancellationToken);
+            await WriteClockAsync(connection, transaction, lastSeq, ts - 1, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            if (loadKeys is not null)
+            {
+                foreach (var key in keys)
+                {
+                    if (current.TryGetValue(key, out var version))
+                    {
+                        loadKeys.Record(key, new LoadKeys.Version(version.Seq, version.Version, version.Deleted));
+                    }
+                }
+            }
+
+            StorageTelemetry.WriteDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            foreach (var group in rows.GroupBy(x => x.Type))
+            {
+                StorageTelemetry.VersionsWritten.Add(group.Count(), new KeyValuePair<string, object?>("resource_type", group.Key));
+            }
+
+            var r = 0;
+            for (var i = 0; returnResources && i < outcomes.Length; i++)
+            {
+                if (outcomes[i].Status != WriteStatus.NothingToDelete)
+                {
+                    outcomes[i] = outcomes[i] with { Resource = rows[r++].ToStored() };
+                }
+            }
+
+            return outcomes;
+        }
+        finally
+        {
+            await transaction.DisposeAsync();
+            EndWrite();
+        }
+    }
+
+    private static void Serialize(List<NewVersion> rows)
+    {
+        static void One(NewVersion row)
+        {
+            row.Utf8Json = row.Prepared is { } prepared ? prepared.Compose(row.Version, FhirDateRange.FromMicros(row.LastUpdated)) : [];
+        }
+
+        if (rows.Count < 64)
+        {
+            rows.ForEach(One);
+        }
+        else
+        {
+            Parallel.ForEach(rows, One);
+        }
+    }
+
+    /// <summary>The type and id stored under a key (to confirm a <see cref="LoadKeys"/> hash match).</summary>
+    private static async Task<(string Type, string Id)?> ReadKeyOfSeqAsync(DbConnection connection, DbTransaction transaction, long seq, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT res_type, res_id FROM resources WHERE seq = @s";
+        AddParameter(command, "@s", seq);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
+    }
+
+    private static async Task WriteClockAsync(DbConnection connection, DbTransaction transaction, long lastSeq, long lastTs, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "UPDATE store_state SET last_seq = @s, last_ts = @t WHERE id = 1";
+        AddParameter(command, "@s", lastSeq);
+        AddParameter(command, "@t", lastTs);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+
+    /// <summary>Fixes an export's point in time under the writer lock (see <see cref="IExportSource.CaptureSnapshotAsync"/>).</summary>
+    internal async Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        try
+        {
+            var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+            var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs);
+            await WriteClockAsync(connection, transaction, lastSeq, ts, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return new StoreSnapshot(lastSeq, FhirDateRange.FromMicros(ts));
+        }
+        finally
+        {
+            await transaction.DisposeAsync();
+            EndWrite();
+        }
+    }
+}

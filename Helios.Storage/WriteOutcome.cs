@@ -1,0 +1,3 @@
+namespace Helios.Storage;
+
+public sealed record WriteOutcome(WriteStatus Status, StoredResource? Resource);

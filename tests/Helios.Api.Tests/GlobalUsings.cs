@@ -1,0 +1,3 @@
+global using Helios.Export.Diagnostics;
+global using Helios.Export.Jobs;
+global using Helios.Testing;

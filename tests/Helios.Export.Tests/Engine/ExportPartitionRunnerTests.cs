@@ -1,0 +1,133 @@
+using Task = System.Threading.Tasks.Task;
+
+namespace Helios.Export.Tests.Engine;
+
+public sealed class ExportPartitionRunnerTests
+{
+    private static CancellationToken Ct => CancellationToken.None;
+
+    [Fact]
+    public async Task Run_ExportsEveryResourceExactlyOnce_InPartsBoundedInBytes_AndCompletesTheJob()
+    {
+        await using var engine = await EngineHarness.CreateAsync(o => o.MaxPartBytes = 600);
+        var seeded = await engine.SeedAsync(patients: 4, observationsEach: 4);
+
+        var job = await engine.StartAsync();
+        await engine.Runner().RunAsync(job.Id, Ct);
+
+        Assert.Equal(ExportJobStatus.Completed, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        var exported = await engine.ExportedKeysAsync(job.Id);
+        Assert.Equal(seeded.Order(StringComparer.Ordinal), exported.Order(StringComparer.Ordinal));
+        var files = await engine.Jobs.GetFilesAsync(job.Id, Ct);
+        Assert.True(files.Count > 5, $"parts are cut at MaxPartBytes: {files.Count} files");
+        Assert.All(files, f => Assert.True(f.ByteCount < 600 + 1024, $"{f.FileName} holds {f.ByteCount} bytes"));
+    }
+
+    [Fact]
+    public async Task LeaseLostBeforeCommit_TheStaleRunIsFencedOut_ItsPartRemoved_AndTheNewHolderFinishesWithoutDuplicates()
+    {
+        await using var engine = await EngineHarness.CreateAsync(o => o.PartitionRows = 100);
+        var seeded = await engine.SeedAsync(patients: 1, observationsEach: 5);
+        var job = await engine.StartAsync();
+        // While the first worker publishes its first part, it stalls past its lease and another worker takes over.
+        PartitionLease? thief = null;
+        string? stalePart = null;
+        engine.Files.BeforePublish = async fileName =>
+        {
+            if (thief is not null)
+            {
+                return;
+            }
+
+            stalePart = fileName;
+            engine.Clock.Advance(engine.Options.LeaseDuration + TimeSpan.FromSeconds(1));
+            // Part names are {Type}-{partition}-{part}-{token}.ndjson.
+            var partitionNo = int.Parse(fileName.Split('-')[1], System.Globalization.CultureInfo.InvariantCulture);
+            thief = await engine.Jobs.ClaimPartitionAsync(job.Id, partitionNo, "thief", engine.Options.LeaseDuration, 5, Ct);
+        };
+
+        await engine.Runner().RunAsync(job.Id, Ct);
+
+        Assert.NotNull(thief);
+        Assert.NotNull(stalePart);
+        // Published but refused at commit: the stale holder deleted its own part, and nothing of it is committed.
+        Assert.DoesNotContain(stalePart, await engine.Files.ListAsync(job.Id, Ct));
+        Assert.DoesNotContain(await engine.Jobs.GetFilesAsync(job.Id, Ct), f => f.FileName == stalePart);
+        Assert.Equal(ExportJobStatus.Running, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.True(await engine.Jobs.RenewLeaseAsync(thief!, engine.Options.LeaseDuration, Ct), "the new holder keeps its lease");
+
+        // The thief dies; once its lease expires a new run finishes the export, every resource exactly once.
+        engine.Files.BeforePublish = null;
+        engine.Clock.Advance(engine.Options.LeaseDuration + TimeSpan.FromSeconds(1));
+        await engine.Runner().RunAsync(job.Id, Ct);
+
+        Assert.Equal(ExportJobStatus.Completed, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.Equal(seeded.Order(StringComparer.Ordinal), (await engine.ExportedKeysAsync(job.Id)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task WorkerStoppedMidPartition_ANewRunResumesAfterTheLastCommittedPart()
+    {
+        await using var engine = await EngineHarness.CreateAsync(o =>
+        {
+            o.PartitionRows = 100;
+            o.MaxPartBytes = 400;
+        });
+        var seeded = await engine.SeedAsync(patients: 1, observationsEach: 8);
+        var job = await engine.StartAsync();
+
+        // The worker shuts down while publishing its third part: two parts are committed, the third is discarded.
+        using var shutdown = new CancellationTokenSource();
+        var publishes = 0;
+        engine.Files.BeforePublish = async _ =>
+        {
+            if (++publishes == 3)
+            {
+                await shutdown.CancelAsync();
+                shutdown.Token.ThrowIfCancellationRequested();
+            }
+        };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => engine.Runner().RunAsync(job.Id, shutdown.Token));
+        var committed = (await engine.Jobs.GetFilesAsync(job.Id, Ct)).Where(f => f.Kind == ExportFileKinds.Output).ToList();
+        Assert.Equal(2, committed.Count);
+
+        engine.Files.BeforePublish = null;
+        await engine.Runner().RunAsync(job.Id, Ct);
+
+        Assert.Equal(ExportJobStatus.Completed, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        var files = await engine.Jobs.GetFilesAsync(job.Id, Ct);
+        // The committed parts were kept as they were (same names, same tokens); the resumed run added the rest.
+        Assert.All(committed, c => Assert.Contains(files, f => f.FileName == c.FileName));
+        Assert.Equal(seeded.Order(StringComparer.Ordinal), (await engine.ExportedKeysAsync(job.Id)).Order(StringComparer.Ordinal));
+        Assert.Equal(files.Select(f => f.FileName).Order(StringComparer.Ordinal), (await engine.Files.ListAsync(job.Id, Ct)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task CancelledExport_TheRunningPartitionsNextCommitIsRefused_AndItsPartRemoved()
+    {
+        await using var engine = await EngineHarness.CreateAsync(o =>
+        {
+            o.PartitionRows = 100;
+            o.MaxPartBytes = 400;
+        });
+        await engine.SeedAsync(patients: 1, observationsEach: 8);
+        var job = await engine.StartAsync();
+
+        string? inFlight = null;
+        engine.Files.BeforePublish = async fileName =>
+        {
+            if (engine.Files.Published.Count == 1 && inFlight is null)
+            {
+                inFlight = fileName;
+                Assert.True(await engine.Jobs.CancelJobAsync(job.Id, Ct));
+            }
+        };
+
+        await engine.Runner().RunAsync(job.Id, Ct);
+
+        Assert.Equal(ExportJobStatus.Cancelled, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.Single(await engine.Jobs.GetFilesAsync(job.Id, Ct));
+        Assert.NotNull(inFlight);
+        Assert.DoesNotContain(inFlight, await engine.Files.ListAsync(job.Id, Ct));
+    }
+}

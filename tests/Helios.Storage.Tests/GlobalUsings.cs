@@ -1,0 +1,2 @@
+global using Helios.Storage.Snapshots;
+global using Helios.Testing;
