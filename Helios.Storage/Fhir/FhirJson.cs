@@ -84,6 +84,12 @@ public static class FhirJson
 
     private static Resource Parse(ReadOnlySpan<byte> utf8, bool strict)
     {
+        if (strict)
+        {
+            // Outside input (REST bodies). The bulk path has its own structural check (JsonResource).
+            RequireObject(utf8);
+        }
+
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
         var deserializer = strict
             ? s_strict ??= new BaseFhirJsonDeserializer(ModelInfo.ModelInspector, new DeserializerSettings())
@@ -103,6 +109,16 @@ public static class FhirJson
         {
             throw new FhirParseException(ex.Exceptions.Select(e => e.Message).ToList());
         }
+        catch (CodedException ex)
+        {
+            // A validation issue thrown rather than collected (e.g. a contained resource of the wrong shape).
+            throw new FhirParseException([ex.Message]);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The SDK's deserializer reports some malformed shapes (a value where an object belongs) this way.
+            throw new FhirParseException([ex.Message]);
+        }
 
         var issueList = issues.ToList();
         if (!ok || resource is null || issueList.Count > 0)
@@ -118,6 +134,61 @@ public static class FhirJson
 
         return resource;
     }
+
+    /// <summary>A resource is a JSON object: anything else (an array, a string, a number, null, nothing) is refused
+    /// before the SDK sees it, with a message that says what was sent. A property name that repeats within one object
+    /// is refused too (the SDK would silently keep one of them, e.g. a second <c>resourceType</c>).</summary>
+    private static void RequireObject(ReadOnlySpan<byte> utf8)
+    {
+        var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+        var names = new Stack<HashSet<string>?>();
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                var kind = reader.TokenType switch
+                {
+                    JsonTokenType.StartArray => "an array",
+                    JsonTokenType.String => "a string",
+                    JsonTokenType.Number => "a number",
+                    JsonTokenType.True or JsonTokenType.False => "a boolean",
+                    JsonTokenType.Null => "null",
+                    _ => "no JSON value",
+                };
+                throw new FhirParseException([$"A FHIR resource is a JSON object with a resourceType, but the body is {kind}."]);
+            }
+
+            names.Push(null);
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        names.Push(null);
+                        break;
+                    case JsonTokenType.EndObject:
+                        names.Pop();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        var seen = names.Pop() ?? new HashSet<string>(StringComparer.Ordinal);
+                        var name = reader.GetString()!;
+                        if (!seen.Add(name))
+                        {
+                            throw new FhirParseException([$"The property '{name}' appears twice in one JSON object (line {1 + CountLines(utf8[..(int)reader.TokenStartIndex])}); send each element once."]);
+                        }
+
+                        names.Push(seen);
+                        break;
+                }
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new FhirParseException([$"Invalid JSON: {ex.Message}"]);
+        }
+    }
+
+    private static int CountLines(ReadOnlySpan<byte> utf8) => utf8.Count((byte)'\n');
 
     public static string Serialize(Resource resource) => JsonSerializer.Serialize(resource, SerializerOptions);
 

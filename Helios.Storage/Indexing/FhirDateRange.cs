@@ -24,19 +24,19 @@ public static class FhirDateRange
         if (text.Length == 4 && int.TryParse(text, NumberStyles.None, inv, out var year) && year >= 1)
         {
             var start = new DateTime(year, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-            return Set(start, start.AddYears(1), out low, out high);
+            return Set(start, year == 9999 ? null : start.AddYears(1), out low, out high);
         }
 
         if (text.Length == 7 && DateTime.TryParseExact(text, "yyyy-MM", inv, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var month))
         {
             var start = DateTime.SpecifyKind(month, DateTimeKind.Utc);
-            return Set(start, start.AddMonths(1), out low, out high);
+            return Set(start, start.Year == 9999 && start.Month == 12 ? null : start.AddMonths(1), out low, out high);
         }
 
         if (text.Length == 10 && DateTime.TryParseExact(text, "yyyy-MM-dd", inv, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var day))
         {
             var start = DateTime.SpecifyKind(day, DateTimeKind.Utc);
-            return Set(start, start.AddDays(1), out low, out high);
+            return Set(start, start.Date == DateTime.MaxValue.Date ? null : start.AddDays(1), out low, out high);
         }
 
         if (text.Length > 10 && text[10] == 'T')
@@ -64,7 +64,7 @@ public static class FhirDateRange
             }
 
             var start = dto.UtcDateTime;
-            return Set(start, start + precision, out low, out high);
+            return Set(start, DateTime.MaxValue.Ticks - start.Ticks < precision.Ticks ? null : start + precision, out low, out high);
         }
 
         return false;
@@ -74,10 +74,12 @@ public static class FhirDateRange
 
     public static DateTimeOffset FromMicros(long micros) => new(DateTime.UnixEpoch.Ticks + (micros * 10), TimeSpan.Zero);
 
-    private static bool Set(DateTime startUtc, DateTime endExclusiveUtc, out long low, out long high)
+    /// <summary>The range [start, end); a null end is past the last representable instant (a value in 9999 whose
+    /// period runs to the end of time), so the range ends at <see cref="MaxValue"/>.</summary>
+    private static bool Set(DateTime startUtc, DateTime? endExclusiveUtc, out long low, out long high)
     {
         low = (startUtc.Ticks - DateTime.UnixEpoch.Ticks) / 10;
-        high = ((endExclusiveUtc.Ticks - DateTime.UnixEpoch.Ticks) / 10) - 1;
+        high = endExclusiveUtc is { } end ? ((end.Ticks - DateTime.UnixEpoch.Ticks) / 10) - 1 : MaxValue;
         return true;
     }
 }

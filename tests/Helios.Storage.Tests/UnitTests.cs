@@ -14,6 +14,11 @@ public sealed class FhirDateRangeTests
     [InlineData("2020-02-03", "2020-02-03T00:00:00Z", "2020-02-03T23:59:59.999999Z")]
     [InlineData("2020-02-03T10:15:00+02:00", "2020-02-03T08:15:00Z", "2020-02-03T08:15:00.999999Z")]
     [InlineData("2020-02-03T10:15:00.5Z", "2020-02-03T10:15:00.5Z", "2020-02-03T10:15:00.599999Z")]
+    [InlineData("9999", "9999-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")]
+    [InlineData("9999-12", "9999-12-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")]
+    [InlineData("9999-12-31", "9999-12-31T00:00:00Z", "9999-12-31T23:59:59.999999Z")]
+    [InlineData("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59.999999Z")]
+    [InlineData("0001", "0001-01-01T00:00:00Z", "0001-12-31T23:59:59.999999Z")]
     public void Precision_DefinesTheRange(string text, string low, string high)
     {
         Assert.True(FhirDateRange.TryParse(text, out var l, out var h));
