@@ -1,4 +1,5 @@
 using System.Globalization;
+using Helios.Api.Auth;
 using Helios.Api.Fhir;
 using Helios.Export.Diagnostics;
 using Helios.Export.Engine;
@@ -64,11 +65,11 @@ public static class ExportApi
         }
 
         var lenient = FhirRequestReader.PreferHas(request, "handling=lenient");
-        var exportRequest = ExportRequestParser.Parse(level, groupId, parameters, lenient, services.Registry.ResourceTypeSet, services.Registry.PatientCompartmentTypeSet);
+        var exportRequest = Authorize(ExportRequestParser.Parse(level, groupId, parameters, lenient, services.Registry.ResourceTypeSet, services.Registry.PatientCompartmentTypeSet), services);
         var baseUrl = services.Reader.BaseUrl(request);
         var path = request.Path.Value ?? string.Empty;
         var requestUrl = HttpMethods.IsGet(request.Method) ? baseUrl + path + request.QueryString : baseUrl + path;
-        var job = await services.Kickoff.StartAsync(exportRequest, "default", ClientId(context), requestUrl, baseUrl, cancellationToken);
+        var job = await services.Kickoff.StartAsync(exportRequest, "default", services.Access.ClientId, requestUrl, baseUrl, cancellationToken);
 
         var statusUrl = ExportRoutes.StatusUrl(baseUrl, job.Id);
         var notes = new List<string> { $"The export was accepted; poll {statusUrl} for its status." };
@@ -178,12 +179,14 @@ public static class ExportApi
         return gzip ? new GzipFileResult(path, Ndjson) : TypedResults.PhysicalFile(path, Ndjson, enableRangeProcessing: true);
     }
 
-    /// <summary>The job, or <see cref="ExportJobNotFoundException"/> (404) when it is unknown, cancelled or expired.</summary>
+    /// <summary>The job, or <see cref="ExportJobNotFoundException"/> (404) when it is unknown, cancelled, expired, or
+    /// another client's (so a job id tells nobody else anything).</summary>
     private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken)
     {
         var job = await services.Jobs.GetJobAsync(jobId, cancellationToken);
         var now = services.TimeProvider.GetUtcNow();
-        if (job is null || job.Status == ExportJobStatus.Cancelled || (job.ExpiresAt is { } expires && expires <= now))
+        if (job is null || job.Status == ExportJobStatus.Cancelled || (job.ExpiresAt is { } expires && expires <= now) ||
+            (!services.Access.IsUnrestricted && !string.Equals(job.Owner, services.Access.ClientId, StringComparison.Ordinal)))
         {
             throw new ExportJobNotFoundException(jobId);
         }
@@ -191,9 +194,52 @@ public static class ExportApi
         return job;
     }
 
-    /// <summary>The client the export belongs to: the token's client_id when authentication is on.</summary>
-    private static string ClientId(HttpContext context) =>
-        context.User.FindFirst("client_id")?.Value ?? context.User.FindFirst("sub")?.Value ?? "anonymous";
+    /// <summary>
+    /// An export needs read on every type it returns: each <c>_type</c> asked for must be granted (403 naming the
+    /// type otherwise); without <c>_type</c> the export is narrowed to the granted types, and the manifest's error file
+    /// says so. A Group export also needs read on Group (Bulk Data STU3).
+    /// </summary>
+    private static ExportRequest Authorize(ExportRequest request, ExportEndpointServices services)
+    {
+        var access = services.Access;
+        if (access.IsUnrestricted)
+        {
+            return request;
+        }
+
+        if (request.Level == ExportLevel.Group)
+        {
+            access.Demand("Group", SmartPermission.Read, "A Group-level $export");
+        }
+
+        if (request.Types is { } types)
+        {
+            foreach (var type in types)
+            {
+                access.Demand(type, SmartPermission.Read, "$export");
+            }
+
+            return request;
+        }
+
+        if (access.Allows("*", SmartPermission.Read))
+        {
+            return request;
+        }
+
+        var candidates = request.Level == ExportLevel.System ? services.Registry.ResourceTypeSet : services.Registry.PatientCompartmentTypeSet;
+        var granted = candidates.Where(t => access.Allows(t, SmartPermission.Read)).Order(StringComparer.Ordinal).ToList();
+        if (granted.Count == 0)
+        {
+            access.Demand("*", SmartPermission.Read, "$export");
+        }
+
+        return request with
+        {
+            Types = granted,
+            Ignored = [.. request.Ignored, $"The access token grants read on {string.Join(", ", granted)} only, so the export covers those types and no others."],
+        };
+    }
 
     private static string FormatInstant(DateTimeOffset value) =>
         value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);

@@ -1,3 +1,4 @@
+using Helios.Api.Auth;
 using Helios.Api.Fhir;
 using Helios.Export;
 using Helios.Export.Engine;
@@ -16,4 +17,5 @@ public sealed record ExportEndpointServices(
     SearchParameterRegistry Registry,
     FhirRequestReader Reader,
     TimeProvider TimeProvider,
-    IOptions<ExportOptions> Options);
+    IOptions<ExportOptions> Options,
+    SmartAccess Access);

@@ -1,3 +1,4 @@
+using Helios.Api.Auth;
 using Helios.Api.Export;
 using Helios.Api.Fhir;
 using Helios.Api.Metadata;
@@ -23,6 +24,8 @@ public static class HeliosApiExtensions
         builder.Services.AddSingleton<FhirService>();
         builder.Services.AddSingleton<BundleProcessor>();
         builder.Services.AddSingleton<CapabilityStatementBuilder>();
+        builder.AddHeliosAuth();
+        builder.Services.AddSingleton<SmartDiscovery>();
         builder.Services.AddExceptionHandler<OperationOutcomeExceptionHandler>();
         builder.Services.AddProblemDetails();
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<HeliosOptions>>((kestrel, helios) =>
@@ -31,18 +34,33 @@ public static class HeliosApiExtensions
     }
 
     /// <summary>Migrates the schemas, warms the search parameter registry, and maps every route: health, Bulk Data,
-    /// <c>/metadata</c>, FHIR REST, and an OperationOutcome 404 for anything else.</summary>
+    /// <c>/metadata</c>, SMART discovery, FHIR REST (behind authorization when it is on), and an OperationOutcome 404
+    /// for anything else.</summary>
     public static async Task<WebApplication> MapHeliosApiAsync(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
         await app.Services.MigrateHeliosAsync(app.Lifetime.ApplicationStopping);
         // Build the search parameter registry (SDK definitions, compartment definition) before taking traffic.
         app.Services.GetRequiredService<SearchParameterRegistry>();
+        var auth = app.Services.GetRequiredService<HeliosAuthSettings>();
+        app.LogAuthState(auth);
         app.UseExceptionHandler();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseSmartAccess(auth);
         app.MapDefaultEndpoints();
-        app.MapExportApi();
         app.MapMetadataApi();
-        app.MapFhirApi();
+        app.MapSmartConfigurationApi();
+
+        // Everything else needs a valid access token when authorization is on; handlers check its scopes.
+        var fhir = app.MapGroup(string.Empty);
+        if (auth.Enabled)
+        {
+            fhir.RequireAuthorization();
+        }
+
+        fhir.MapExportApi();
+        fhir.MapFhirApi();
         app.MapFallback(FhirApi.NoEndpoint);
         return app;
     }

@@ -1,5 +1,6 @@
 using Helios.Storage;
 using Helios.Storage.Search;
+using Helios.Api.Auth;
 using Hl7.Fhir.Model;
 
 namespace Helios.Api.Fhir;
@@ -11,23 +12,26 @@ namespace Helios.Api.Fhir;
 /// </summary>
 public sealed class BundleProcessor(FhirService fhir, SearchQueryParser parser, InMemorySearchMatcher matcher, TimeProvider timeProvider)
 {
-    public async Task<FhirResponse> ProcessAsync(Bundle bundle, string baseUrl, CancellationToken cancellationToken)
+    public async Task<FhirResponse> ProcessAsync(Bundle bundle, string baseUrl, SmartAccess access, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(bundle);
+        ArgumentNullException.ThrowIfNull(access);
         return bundle.Type switch
         {
-            Bundle.BundleType.Transaction => await TransactionAsync(bundle, baseUrl, cancellationToken),
-            Bundle.BundleType.Batch => await BatchAsync(bundle, baseUrl, cancellationToken),
+            Bundle.BundleType.Transaction => await TransactionAsync(bundle, baseUrl, access, cancellationToken),
+            Bundle.BundleType.Batch => await BatchAsync(bundle, baseUrl, access, cancellationToken),
             _ => throw new FhirOperationException(400, $"POST [base] takes a Bundle of type batch or transaction, not {bundle.Type?.ToString() ?? "(none)"}.", OperationOutcome.IssueType.Invalid),
         };
     }
 
-    private async Task<FhirResponse> BatchAsync(Bundle bundle, string baseUrl, CancellationToken cancellationToken)
+    private async Task<FhirResponse> BatchAsync(Bundle bundle, string baseUrl, SmartAccess access, CancellationToken cancellationToken)
     {
         var responses = new List<FhirResponse>(bundle.Entry.Count);
         for (var i = 0; i < bundle.Entry.Count; i++)
         {
             try
             {
+                DemandEntry(access, bundle.Entry[i], i);
                 responses.Add(await ExecuteSingleAsync(bundle.Entry[i], i, baseUrl, cancellationToken));
             }
             catch (Exception ex) when (FhirExceptionMapping.TryMap(ex, out var status, out var outcome, out _))
@@ -67,6 +71,56 @@ public sealed class BundleProcessor(FhirService fhir, SearchQueryParser parser, 
         }
     }
 
+    /// <summary>The permission an entry needs: GET Type search (s), GET Type/id read (r), POST create (c), PUT update
+    /// (u), DELETE delete (d); a conditional URL (Type?criteria) or ifNoneExist also searches (s).</summary>
+    private static void DemandEntry(SmartAccess access, Bundle.EntryComponent entry, int index)
+    {
+        if (access.IsUnrestricted || entry.Request is not { } request || string.IsNullOrWhiteSpace(request.Url))
+        {
+            return; // nothing to check, or refused later as malformed
+        }
+
+        var q = request.Url.IndexOf('?', StringComparison.Ordinal);
+        var path = (q < 0 ? request.Url : request.Url[..q]).Trim('/');
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var type = request.Method == Bundle.HTTPVerb.POST && entry.Resource is { } posted ? posted.TypeName : segments.FirstOrDefault() ?? "*";
+        try
+        {
+            switch (request.Method)
+            {
+                case Bundle.HTTPVerb.GET when segments.Length == 1:
+                    FhirApi.DemandSearch(access, type, FhirService.ParseQueryString(q < 0 ? string.Empty : request.Url[(q + 1)..]));
+                    break;
+                case Bundle.HTTPVerb.GET:
+                    access.Demand(type, SmartPermission.Read, "Read");
+                    break;
+                case Bundle.HTTPVerb.POST:
+                    access.Demand(type, SmartPermission.Create, "Create");
+                    if (!string.IsNullOrEmpty(request.IfNoneExist))
+                    {
+                        access.Demand(type, SmartPermission.Search, "A conditional create (ifNoneExist)");
+                    }
+
+                    break;
+                case Bundle.HTTPVerb.PUT:
+                    access.Demand(type, SmartPermission.Update, "Update");
+                    break;
+                case Bundle.HTTPVerb.DELETE:
+                    access.Demand(type, SmartPermission.Delete, "Delete");
+                    break;
+            }
+
+            if (q >= 0 && request.Method is Bundle.HTTPVerb.PUT or Bundle.HTTPVerb.DELETE)
+            {
+                access.Demand(type, SmartPermission.Search, $"A conditional {request.Method}");
+            }
+        }
+        catch (SmartForbiddenException ex)
+        {
+            throw new SmartForbiddenException($"Entry {index} ({request.Method} {request.Url}): {ex.Message}");
+        }
+    }
+
     private sealed class Planned(int index, Bundle.EntryComponent entry)
     {
         public int Index { get; } = index;
@@ -82,8 +136,14 @@ public sealed class BundleProcessor(FhirService fhir, SearchQueryParser parser, 
         public FhirResponse? Response { get; set; }
     }
 
-    private async Task<FhirResponse> TransactionAsync(Bundle bundle, string baseUrl, CancellationToken cancellationToken)
+    private async Task<FhirResponse> TransactionAsync(Bundle bundle, string baseUrl, SmartAccess access, CancellationToken cancellationToken)
     {
+        // Every entry's permission first: a transaction the token does not fully cover writes nothing.
+        for (var i = 0; i < bundle.Entry.Count; i++)
+        {
+            DemandEntry(access, bundle.Entry[i], i);
+        }
+
         try
         {
             return await TransactionCoreAsync(bundle, baseUrl, cancellationToken);

@@ -150,19 +150,8 @@ internal static class BundleWriter
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    private static string StatusLine(int status) => status switch
-    {
-        200 => "200 OK",
-        201 => "201 Created",
-        204 => "204 No Content",
-        304 => "304 Not Modified",
-        400 => "400 Bad Request",
-        404 => "404 Not Found",
-        409 => "409 Conflict",
-        410 => "410 Gone",
-        412 => "412 Precondition Failed",
-        _ => status.ToString(CultureInfo.InvariantCulture),
-    };
+    private static string StatusLine(int status) =>
+        (status.ToString(CultureInfo.InvariantCulture) + " " + Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)).TrimEnd();
 
     private static void Header(Utf8JsonWriter w, string type, DateTimeOffset now)
     {

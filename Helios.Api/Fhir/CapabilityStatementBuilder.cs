@@ -14,12 +14,41 @@ public sealed class CapabilityStatementBuilder(SearchParameterRegistry registry,
 
     private readonly Lazy<CapabilityStatement> _template = new(() => BuildTemplate(registry));
 
-    public string Build(string baseUrl)
+    /// <summary>The statement for <paramref name="baseUrl"/>; <paramref name="tokenEndpoint"/> is the authorization
+    /// server's token endpoint when authorization is on (null: off, and the statement says so).</summary>
+    public string Build(string baseUrl, string? tokenEndpoint = null, string? authorizationEndpoint = null)
     {
         var statement = (CapabilityStatement)_template.Value.DeepCopy();
         statement.Implementation!.Url = baseUrl;
+        statement.Rest[0].Security = Security(tokenEndpoint, authorizationEndpoint);
         statement.DateElement = new FhirDateTime(timeProvider.GetUtcNow());
         return FhirJson.Serialize(statement);
+    }
+
+    private static CapabilityStatement.SecurityComponent Security(string? tokenEndpoint, string? authorizationEndpoint)
+    {
+        if (tokenEndpoint is null)
+        {
+            return new CapabilityStatement.SecurityComponent
+            {
+                Description = "AUTHORIZATION IS OFF: this server accepts every request without a token (the embedded zero-configuration default). Configure Helios:Auth:Authority to require SMART Backend Services tokens.",
+            };
+        }
+
+        var uris = new Extension { Url = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris" };
+        uris.Extension.Add(new Extension("token", new FhirUri(tokenEndpoint)));
+        if (authorizationEndpoint is not null)
+        {
+            uris.Extension.Add(new Extension("authorize", new FhirUri(authorizationEndpoint)));
+        }
+
+        var security = new CapabilityStatement.SecurityComponent
+        {
+            Service = [new CodeableConcept("http://terminology.hl7.org/CodeSystem/restful-security-service", "SMART-on-FHIR", "SMART-on-FHIR")],
+            Description = "SMART Backend Services: client_credentials with private_key_jwt (RS384 or ES384); SMART v1 and v2 system scopes. See /.well-known/smart-configuration.",
+        };
+        security.Extension.Add(uris);
+        return security;
     }
 
     private static CapabilityStatement BuildTemplate(SearchParameterRegistry registry)

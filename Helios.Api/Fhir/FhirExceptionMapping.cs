@@ -36,6 +36,11 @@ internal static class FhirExceptionMapping
                 status = conflict.IsVersionMismatch ? 412 : 409;
                 outcome = OperationOutcomes.Error(conflict.Message, OperationOutcome.IssueType.Conflict);
                 return true;
+            case Auth.SmartForbiddenException forbidden:
+                status = 403;
+                outcome = OperationOutcomes.Error(forbidden.Message, OperationOutcome.IssueType.Forbidden);
+                headers = new Dictionary<string, string> { ["WWW-Authenticate"] = "Bearer realm=\"helios\", error=\"insufficient_scope\"" };
+                return true;
             case ExportRequestException request:
                 status = 400;
                 outcome = OperationOutcomes.Error(request.Message, OperationOutcome.IssueType.Invalid);

@@ -102,6 +102,22 @@ public sealed class CallerMistakeTests(HeliosApiFactory factory) : IClassFixture
         }
     }
 
+    [Fact]
+    public async Task WithAuthorizationOff_AnEmptyBearerHeaderIsIgnored_AndDiscoverySaysAuthIsOff()
+    {
+        // Inferno sends "Authorization: Bearer " when no token is configured.
+        var search = Request(HttpMethod.Get, "/Patient?_count=1", null, ("Authorization", "Bearer "));
+        Assert.Equal(HttpStatusCode.OK, (await _client.SendAsync(search)).StatusCode);
+        var kickoff = Request(HttpMethod.Get, "/$export?_type=Patient", null, ("Authorization", "Bearer "), ("Prefer", "respond-async"));
+        Assert.Equal(HttpStatusCode.Accepted, (await _client.SendAsync(kickoff)).StatusCode);
+
+        var discovery = await _client.GetAsync("/.well-known/smart-configuration");
+        Assert.Equal(HttpStatusCode.NotFound, discovery.StatusCode);
+        Assert.Contains("Authorization is off", await discovery.OutcomeTextAsync(), StringComparison.Ordinal);
+        var metadata = await (await _client.GetAsync("/metadata")).JsonAsync();
+        Assert.Contains("AUTHORIZATION IS OFF", metadata.GetProperty("rest")[0].GetProperty("security").GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, byte[] body)
     {
         var request = Request(method, url, null, ("Prefer", "respond-async"));

@@ -45,8 +45,12 @@ internal sealed class ExportClient(HttpClient api, Func<string, Task<string>>? d
     public async Task<HttpResponseMessage> PollAsync(string statusUrl)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, statusUrl);
-        // Inferno sends an empty bearer token on every poll; with auth off it must be served normally.
-        request.Headers.TryAddWithoutValidation("Authorization", "Bearer ");
+        // Inferno sends an empty bearer token on every poll when it has none; with auth off it must be served normally.
+        if (api.DefaultRequestHeaders.Authorization is null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", "Bearer ");
+        }
+
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         return await api.SendAsync(request);
     }
@@ -132,6 +136,24 @@ internal sealed class ExportClient(HttpClient api, Func<string, Task<string>>? d
         }
 
         return result;
+    }
+
+    /// <summary>Every diagnostic of every OperationOutcome in the manifest's error files.</summary>
+    public async Task<List<string>> DownloadErrorsAsync(JsonElement manifest)
+    {
+        var diagnostics = new List<string>();
+        foreach (var item in manifest.GetProperty("error").EnumerateArray())
+        {
+            var response = await GetFileAsync(item.GetProperty("url").GetString()!);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            foreach (var line in (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var document = JsonDocument.Parse(line);
+                diagnostics.AddRange(document.RootElement.GetProperty("issue").EnumerateArray().Select(i => i.GetProperty("diagnostics").GetString() ?? string.Empty));
+            }
+        }
+
+        return diagnostics;
     }
 
     public static Dictionary<string, HashSet<string>> IdsByType(Dictionary<string, List<JsonElement>> lines)

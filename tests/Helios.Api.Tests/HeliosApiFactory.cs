@@ -32,7 +32,7 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
     /// <summary>Keep the data directory on dispose (a test that restarts the Api on it deletes it).</summary>
     public bool KeepData { get; init; }
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         if (_postgres)
         {
@@ -66,9 +66,25 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
         }
     }
 
+    /// <summary>Sent as <c>Authorization: Bearer</c> by every client this factory creates (auth-on factories set it).</summary>
+    public string? AccessToken { get; set; }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        if (AccessToken is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AccessToken);
+        }
+    }
+
+    /// <summary>Extra cleanup of derived factories (an authorization server they started).</summary>
+    protected virtual Task DisposeExtrasAsync() => Task.CompletedTask;
+
     async Task IAsyncLifetime.DisposeAsync()
     {
         await DisposeAsync();
+        await DisposeExtrasAsync();
         SqliteConnection.ClearAllPools();
         if (!KeepData && Directory.Exists(DataDirectory))
         {

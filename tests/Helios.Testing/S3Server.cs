@@ -131,18 +131,26 @@ public static class TestTools
         return directory?.FullName ?? throw new InvalidOperationException("The repository root (Helios.Aspire.sln) was not found above " + AppContext.BaseDirectory);
     }
 
-    /// <summary>The path of a file of an npm package of <c>tests/tools</c>, running <c>npm install</c> there first if needed
-    /// (under a lock file, as test processes run in parallel).</summary>
+    /// <summary>The path of a file of an npm package of <c>tests/tools</c>, installing the packages there first if needed.</summary>
     public static async Task<string> EnsureNpmToolAsync(string relativePath)
     {
         var tools = Path.Combine(RepositoryRoot(), "tests", "tools");
-        var target = Path.Combine(tools, "node_modules", relativePath);
+        await EnsureNpmPackagesAsync(tools, relativePath);
+        return Path.Combine(tools, "node_modules", relativePath);
+    }
+
+    /// <summary>Installs the npm packages of <paramref name="folder"/> (<c>npm ci</c> from its lock file when it has one)
+    /// unless <c>node_modules/<paramref name="probe"/></c> already exists; under a lock file, as test processes run
+    /// in parallel.</summary>
+    public static async Task EnsureNpmPackagesAsync(string folder, string probe)
+    {
+        var target = Path.Combine(folder, "node_modules", probe);
         if (File.Exists(target))
         {
-            return target;
+            return;
         }
 
-        var lockPath = Path.Combine(tools, ".install.lock");
+        var lockPath = Path.Combine(folder, ".install.lock");
         var deadline = DateTime.UtcNow.AddMinutes(5);
         while (true)
         {
@@ -151,8 +159,11 @@ public static class TestTools
                 await using var held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
                 if (!File.Exists(target))
                 {
-                    var psi = new ProcessStartInfo("npm") { WorkingDirectory = tools, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-                    foreach (var arg in new[] { "install", "--no-audit", "--no-fund", "--no-package-lock" })
+                    var psi = new ProcessStartInfo("npm") { WorkingDirectory = folder, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+                    var args = File.Exists(Path.Combine(folder, "package-lock.json"))
+                        ? new[] { "ci", "--no-audit", "--no-fund" }
+                        : ["install", "--no-audit", "--no-fund", "--no-package-lock"];
+                    foreach (var arg in args)
                     {
                         psi.ArgumentList.Add(arg);
                     }
@@ -163,11 +174,11 @@ public static class TestTools
                     await npm.WaitForExitAsync();
                     if (npm.ExitCode != 0 || !File.Exists(target))
                     {
-                        throw new InvalidOperationException($"npm install in {tools} failed ({npm.ExitCode}): {await stderr}");
+                        throw new InvalidOperationException($"npm {args[0]} in {folder} failed ({npm.ExitCode}): {await stderr}");
                     }
                 }
 
-                return target;
+                return;
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
