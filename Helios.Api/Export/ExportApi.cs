@@ -61,7 +61,7 @@ public static class ExportApi
         var parameters = FhirRequestReader.QueryPairs(request);
         if (HttpMethods.IsPost(request.Method))
         {
-            parameters.AddRange(ExportParametersBody.Read(await services.Reader.ReadBodyAsync(request, cancellationToken)));
+            parameters.AddRange(ExportParametersBody.Read(await services.Reader.ReadBodyAsync(request, cancellationToken, allowEmpty: true)));
         }
 
         var lenient = FhirRequestReader.PreferHas(request, "handling=lenient");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Helios.Api.Fhir;
 using Helios.Storage.Fhir;
 using Hl7.Fhir.Model;
@@ -11,6 +12,13 @@ public static class ExportParametersBody
     public static IEnumerable<KeyValuePair<string, string>> Read(string body)
     {
         ArgumentNullException.ThrowIfNull(body);
+        if (string.IsNullOrWhiteSpace(body) || IsEmptyParameters(body))
+        {
+            // No body, {"resourceType":"Parameters"} (parameter is 0..*) or an empty parameter array, which a widely
+            // used bulk client sends on every POST kick-off: a kick-off without parameters.
+            return [];
+        }
+
         Resource resource;
         try
         {
@@ -46,5 +54,25 @@ public static class ExportParametersBody
         }
 
         return pairs;
+    }
+
+    /// <summary>A Parameters resource with no parameter: only <c>resourceType</c> (and <c>id</c>/<c>meta</c>), with
+    /// <c>parameter</c> absent or an empty array.</summary>
+    private static bool IsEmptyParameters(string body)
+    {
+        try
+        {
+            if (JsonNode.Parse(body) is not JsonObject root || root["resourceType"]?.GetValueKind() != System.Text.Json.JsonValueKind.String ||
+                root["resourceType"]!.GetValue<string>() != "Parameters")
+            {
+                return false;
+            }
+
+            return root.All(p => p.Key is "resourceType" or "id" or "meta" || (p.Key == "parameter" && p.Value is JsonArray { Count: 0 }));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false; // the strict parse reports it
+        }
     }
 }

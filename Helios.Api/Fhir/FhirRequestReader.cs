@@ -22,8 +22,9 @@ public sealed class FhirRequestReader(IOptions<HeliosOptions> options)
     }
 
     /// <summary>The body as text; 415 for a non-JSON content type, 413 past <see cref="HeliosOptions.MaxRequestBodyBytes"/>
-    /// (checked while reading, so a chunked body is never buffered past the limit), 400 when empty.</summary>
-    public async Task<string> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// (checked while reading, so a chunked body is never buffered past the limit), 400 when empty unless
+    /// <paramref name="allowEmpty"/>.</summary>
+    public async Task<string> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken, bool allowEmpty = false)
     {
         ArgumentNullException.ThrowIfNull(request);
         var contentType = request.ContentType;
@@ -62,7 +63,7 @@ public sealed class FhirRequestReader(IOptions<HeliosOptions> options)
             throw new FhirOperationException(400, "The request body is not valid UTF-8; FHIR JSON must be sent as UTF-8.", OperationOutcome.IssueType.Structure);
         }
 
-        if (string.IsNullOrWhiteSpace(body))
+        if (string.IsNullOrWhiteSpace(body) && !allowEmpty)
         {
             throw new FhirOperationException(400, "The request has no body; send a FHIR resource as application/fhir+json.", OperationOutcome.IssueType.Required);
         }

@@ -259,6 +259,23 @@ public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture
     }
 
     [Fact]
+    public async Task PostKickoff_WithoutParameters_IsAccepted()
+    {
+        // No body, a Parameters resource without parameter (0..*), and an empty parameter array (a widely used bulk
+        // client sends that on every POST kick-off): all mean "no parameters".
+        foreach (var body in new string?[] { null, "{\"resourceType\":\"Parameters\"}", "{\"resourceType\":\"Parameters\",\"parameter\":[]}" })
+        {
+            var response = await _client.SendKickoffAsync("/$export", HttpMethod.Post, body);
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{body ?? "(no body)"}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            Assert.Equal(HttpStatusCode.Accepted, (await _client.Api.DeleteAsync(response.Content.Headers.ContentLocation!.AbsoluteUri)).StatusCode);
+        }
+
+        // A Parameters resource that is wrong is still refused.
+        var wrong = await _client.SendKickoffAsync("/$export", HttpMethod.Post, "{\"resourceType\":\"Parameters\",\"parameter\":{}}");
+        Assert.Equal(HttpStatusCode.BadRequest, wrong.StatusCode);
+    }
+
+    [Fact]
     public async Task Lenient_IgnoresUnsupportedParameters_AndSaysSoInTheManifest()
     {
         var statusUrl = await _client.KickoffAsync("/$export?_type=Organization&_elements=id&_typeFilter=Patient%3Factive%3Dtrue", ("Prefer", "respond-async, handling=lenient"));
