@@ -50,6 +50,11 @@ public sealed class ExportOptions
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 2;
 
+    /// <summary>A client that polls an unfinished export again before <see cref="PollThrottleFraction"/> of the
+    /// Retry-After it was given has passed gets 429 with a new Retry-After (0 turns the check off).</summary>
+    [Range(0.0, 1.0)]
+    public double PollThrottleFraction { get; set; } = 0.5;
+
     /// <summary>Whether this process runs a Hangfire server for export work (the embedded Api always does).</summary>
     public bool RunWorkers { get; set; } = true;
 

@@ -84,12 +84,24 @@ public static class ExportApi
         switch (job.Status)
         {
             case ExportJobStatus.Accepted or ExportJobStatus.Running:
+                var retryAfter = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+                if (options.PollThrottleFraction > 0 &&
+                    !await services.Jobs.TryRecordPollAsync(jobId, TimeSpan.FromSeconds(options.RetryAfterSeconds * options.PollThrottleFraction), cancellationToken))
+                {
+                    return new FhirResult(new FhirResponse(429, OperationOutcomes.Error(
+                        $"Export {jobId} was polled again before the Retry-After of {retryAfter} s given with the previous answer had passed; wait that long between polls.",
+                        OperationOutcome.IssueType.Throttled)))
+                    {
+                        Headers = { ["Retry-After"] = retryAfter },
+                    };
+                }
+
                 var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
                 return new FhirResult(new FhirResponse(202, null))
                 {
                     Headers =
                     {
-                        ["Retry-After"] = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture),
+                        ["Retry-After"] = retryAfter,
                         ["X-Progress"] = job.Status == ExportJobStatus.Accepted
                             ? "planning"
                             : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)",

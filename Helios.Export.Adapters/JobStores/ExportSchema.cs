@@ -8,6 +8,7 @@ internal static class ExportSchema
     [
         Version1,
         ["ALTER TABLE export_jobs ADD COLUMN trace_parent TEXT NULL"],
+        ["ALTER TABLE export_jobs ADD COLUMN last_polled_at BIGINT NULL"],
     ];
 
     private static string[] Version1 =>

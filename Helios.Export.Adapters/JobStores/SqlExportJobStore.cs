@@ -282,6 +282,16 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
             [("@j", jobId), ("@now", now)], cancellationToken) == 1;
     }
 
+    public async Task<bool> TryRecordPollAsync(string jobId, TimeSpan minInterval, CancellationToken cancellationToken)
+    {
+        var now = Now;
+        await using var connection = await OpenAsync(cancellationToken);
+        // One conditional UPDATE: two Apis answering polls of the same job agree on who was too early.
+        return await ExecAsync(connection, null,
+            "UPDATE export_jobs SET last_polled_at = @now WHERE id = @j AND (last_polled_at IS NULL OR last_polled_at <= @earliest)",
+            [("@j", jobId), ("@now", now), ("@earliest", now - ToMicros(minInterval))], cancellationToken) == 1;
+    }
+
     public async Task<IReadOnlyList<ExportFile>> GetFilesAsync(string jobId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken);

@@ -43,6 +43,11 @@ public interface IExportJobStore
     /// <summary>Marks an accepted, running or finished job cancelled; false when unknown or already cancelled.</summary>
     Task<bool> CancelJobAsync(string jobId, CancellationToken cancellationToken);
 
+    /// <summary>Records a status poll of a job unless the previous one was less than <paramref name="minInterval"/>
+    /// ago (then false, nothing recorded): the Bulk Data IG lets a server answer 429 to a client polling faster
+    /// than the Retry-After it was given.</summary>
+    Task<bool> TryRecordPollAsync(string jobId, TimeSpan minInterval, CancellationToken cancellationToken);
+
     Task<IReadOnlyList<ExportFile>> GetFilesAsync(string jobId, CancellationToken cancellationToken);
 
     Task<ExportFile?> GetFileAsync(string jobId, string fileName, CancellationToken cancellationToken);

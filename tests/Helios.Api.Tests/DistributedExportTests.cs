@@ -82,6 +82,7 @@ public sealed class DistributedExportTests : IAsyncLifetime
             ["Helios__Export__HeartbeatInterval"] = "00:00:00.500",
             ["Helios__Export__SupervisorInterval"] = "00:00:00.500",
             ["Helios__Export__RequeueAfter"] = "00:00:05",
+            ["Helios__Export__PollThrottleFraction"] = "0",
             ["Logging__LogLevel__Default"] = "Warning",
         };
         foreach (var (key, value) in environment)

@@ -22,6 +22,8 @@ internal static class ExportTestSettings
         factory.Settings["Helios:Export:LeaseDuration"] = "00:00:03";
         factory.Settings["Helios:Export:RequeueAfter"] = "00:00:05";
         factory.Settings["Helios:Export:WorkerCount"] = "3";
+        // The test client polls every 100 ms (PollThrottleTests covers the 429).
+        factory.Settings["Helios:Export:PollThrottleFraction"] = "0";
         if (slow)
         {
             factory.Settings["Helios:Export:DelayPerBatch"] = "00:00:00.150";

@@ -88,6 +88,21 @@ public abstract class JobStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Polls_AreRecorded_AndOneTooSoonIsRefused()
+    {
+        var job = NewJob(owner: Guid.NewGuid().ToString("N"));
+        Assert.Equal(CreateJobOutcome.Created, await Jobs.CreateJobAsync(job, 10, 100, Ct));
+        var interval = TimeSpan.FromSeconds(2);
+        Assert.True(await Jobs.TryRecordPollAsync(job.Id, interval, Ct));
+        Assert.False(await Jobs.TryRecordPollAsync(job.Id, interval, Ct));
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(await Jobs.TryRecordPollAsync(job.Id, interval, Ct));
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(await Jobs.TryRecordPollAsync(job.Id, interval, Ct));
+        Assert.False(await Jobs.TryRecordPollAsync("no-such-job", interval, Ct));
+    }
+
+    [Fact]
     public async Task LastPartitionToFinish_CompletesTheJob()
     {
         var job = await PlannedJobAsync(3);
