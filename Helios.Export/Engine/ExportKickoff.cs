@@ -34,8 +34,13 @@ public sealed class ExportKickoff(
         }
 
         var snapshot = await source.CaptureSnapshotAsync(cancellationToken);
+        // _until: the data as it was then. Later writes have larger keys and later instants, so the last key written by
+        // then is that point in time (taken after the capture: nothing can still be written at or before it).
+        var seq = request.Until is { } until && until < snapshot.TransactionTime
+            ? Math.Min(snapshot.Seq, await source.GetSeqAtAsync(until, cancellationToken))
+            : snapshot.Seq;
         var job = new ExportJob(Guid.NewGuid().ToString("N"), tenant, owner, ExportJobStatus.Accepted, request, requestUrl, baseUrl,
-            snapshot.TransactionTime, snapshot.Seq, timeProvider.GetUtcNow(), null, null, null)
+            snapshot.TransactionTime, seq, timeProvider.GetUtcNow(), null, null, null)
         {
             TraceParent = Activity.Current?.Id,
         };

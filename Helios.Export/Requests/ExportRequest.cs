@@ -17,6 +17,10 @@ public sealed record ExportRequest
     /// <summary><c>_since</c>: only resources last updated after this instant.</summary>
     public DateTimeOffset? Since { get; init; }
 
+    /// <summary><c>_until</c> (Bulk Data STU3): the export is the data as it was at this instant (inclusive), or at
+    /// the transaction time when that is earlier.</summary>
+    public DateTimeOffset? Until { get; init; }
+
     /// <summary><c>_outputFormat</c>, normalized (always NDJSON today).</summary>
     public string OutputFormat { get; init; } = ExportFormats.FhirNdjson;
 

@@ -13,11 +13,30 @@ public static partial class ExportRequestParser
     /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
     private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
     {
-        "_elements", "patient", "includeAssociatedData", "_typeFilter", "_until", "organizeOutputBy", "allowPartialManifests",
+        "_elements", "patient", "includeAssociatedData", "_typeFilter", "organizeOutputBy", "allowPartialManifests",
     };
 
     [GeneratedRegex(@"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$")]
     private static partial Regex InstantPattern();
+
+    /// <summary>One FHIR instant (an unencoded '+' in the offset arrives as a space), or null after refusing it.</summary>
+    private static DateTimeOffset? ParseInstant(string name, int occurrences, List<string> values, Action<string> refuse)
+    {
+        if (occurrences != 1 || values.Count != 1)
+        {
+            refuse($"{name} must be given once, as one FHIR instant.");
+            return null;
+        }
+
+        var text = values[0].Replace(' ', '+');
+        if (!InstantPattern().IsMatch(text) || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
+        {
+            refuse($"{name} '{values[0]}' is not a FHIR instant: give a date, a time to the second and a time zone, e.g. 2024-01-31T12:00:00Z.");
+            return null;
+        }
+
+        return parsed;
+    }
 
     public static ExportRequest Parse(
         ExportLevel level,
@@ -43,6 +62,7 @@ public static partial class ExportRequestParser
 
         List<string>? types = null;
         DateTimeOffset? since = null;
+        DateTimeOffset? until = null;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -61,20 +81,10 @@ public static partial class ExportRequestParser
                     format = ExportFormats.FhirNdjson;
                     break;
                 case "_since":
-                    if (group.Count() != 1 || values.Count != 1)
-                    {
-                        Refuse("_since must be given once, as one FHIR instant.");
-                        break;
-                    }
-
-                    var text = values[0].Replace(' ', '+');
-                    if (!InstantPattern().IsMatch(text) || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
-                    {
-                        Refuse($"_since '{values[0]}' is not a FHIR instant: give a date, a time to the second and a time zone, e.g. 2024-01-31T12:00:00Z.");
-                        break;
-                    }
-
-                    since = parsed;
+                    since = ParseInstant(group.Key, group.Count(), values, Refuse) ?? since;
+                    break;
+                case "_until":
+                    until = ParseInstant(group.Key, group.Count(), values, Refuse) ?? until;
                     break;
                 case "_type":
                     types ??= [];
@@ -103,8 +113,14 @@ public static partial class ExportRequestParser
             }
         }
 
+        if (since is { } from && until is { } to && to < from)
+        {
+            throw new ExportRequestException($"_until ({to:o}) is earlier than _since ({from:o}): no change could fall between them.");
+        }
+
         return new ExportRequest
         {
+            Until = until,
             Level = level,
             GroupId = groupId,
             Types = types,

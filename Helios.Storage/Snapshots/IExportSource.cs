@@ -14,6 +14,10 @@ public interface IExportSource
     /// </summary>
     Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken);
 
+    /// <summary>The highest key written at or before <paramref name="instant"/> (keys and instants rise together), or
+    /// 0 when nothing was: the snapshot of the data as it was then (<c>_until</c>).</summary>
+    Task<long> GetSeqAtAsync(DateTimeOffset instant, CancellationToken cancellationToken);
+
     /// <summary>The resource types that have at least one version at or below the snapshot key.</summary>
     Task<IReadOnlyList<string>> GetTypesAsync(long snapshotSeq, CancellationToken cancellationToken);
 

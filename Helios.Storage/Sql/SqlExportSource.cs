@@ -109,6 +109,9 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         return ranges;
     }
 
+    public async Task<long> GetSeqAtAsync(DateTimeOffset instant, CancellationToken cancellationToken) =>
+        await store.ScalarAsync("SELECT COALESCE(MAX(seq), 0) FROM resources WHERE last_updated <= @t", [new("@t", FhirDateRange.ToMicros(instant))], cancellationToken);
+
     public async Task<IReadOnlyList<string>> GetTypesAsync(long snapshotSeq, CancellationToken cancellationToken)
     {
         await using var connection = await store.OpenAsync(cancellationToken);

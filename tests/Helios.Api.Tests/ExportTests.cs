@@ -215,6 +215,39 @@ public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture
     }
 
     [Fact]
+    public async Task Until_ExportsTheDataAsItWasThen_WithTheBoundaryIncluded()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var store = factory.Services.GetRequiredService<IResourceStore>();
+        async Task<DateTimeOffset> WriteAsync(ResourceWrite write) =>
+            (await store.WriteAsync([write], CancellationToken.None))[0].Resource!.LastUpdated;
+
+        await WriteAsync(ResourceWrite.Update(new Patient { Id = $"u1-{tag}", Gender = AdministrativeGender.Female }));
+        var boundary = await WriteAsync(ResourceWrite.Update(new Patient { Id = $"u2-{tag}" }));
+        // After the boundary: u1 changes, u2 is deleted, u3 is new.
+        await WriteAsync(ResourceWrite.Update(new Patient { Id = $"u1-{tag}", Gender = AdministrativeGender.Male }));
+        await WriteAsync(ResourceWrite.Delete("Patient", $"u2-{tag}"));
+        await WriteAsync(ResourceWrite.Update(new Patient { Id = $"u3-{tag}" }));
+
+        var until = Uri.EscapeDataString(boundary.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync($"/$export?_type=Patient&_until={until}"));
+        var patients = (await _client.DownloadOutputAsync(manifest))["Patient"]
+            .Where(p => p.GetProperty("id").GetString()!.EndsWith(tag, StringComparison.Ordinal))
+            .ToDictionary(p => p.GetProperty("id").GetString()!, p => p);
+        Assert.Equal([$"u1-{tag}", $"u2-{tag}"], patients.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("female", patients[$"u1-{tag}"].GetProperty("gender").GetString());
+        Assert.Equal("1", patients[$"u1-{tag}"].GetProperty("meta").GetProperty("versionId").GetString());
+
+        // _since and _until together: only what changed in between; _until before _since is refused.
+        var since = Uri.EscapeDataString(boundary.AddTicks(-10).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        var window = await _client.WaitForManifestAsync(await _client.KickoffAsync($"/$export?_type=Patient&_since={since}&_until={until}"));
+        Assert.Equal([$"u2-{tag}"], ExportClient.IdsByType(await _client.DownloadOutputAsync(window))["Patient"].Where(id => id.EndsWith(tag, StringComparison.Ordinal)));
+        var backwards = await _client.SendKickoffAsync($"/$export?_since={until}&_until=2020-01-01T00:00:00Z");
+        Assert.Equal(HttpStatusCode.BadRequest, backwards.StatusCode);
+        Assert.Contains("_until", await backwards.OutcomeTextAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Kickoff_ValidatesHeadersAndParameters()
     {
         var noPrefer = await _client.SendKickoffAsync("/$export", null, null, ("Prefer", "handling=strict"));

@@ -30,7 +30,7 @@ public sealed class ExportRequestParserTests
     [InlineData("_type", "Nope")]
     [InlineData("_elements", "id")]
     [InlineData("_typeFilter", "Patient%3Factive%3Dtrue")]
-    [InlineData("_until", "2024-01-31T12:00:00Z")]
+    [InlineData("organizeOutputBy", "Patient")]
     [InlineData("bogus", "1")]
     public void Strict_RefusesWithAMessage_Lenient_IgnoresAndRecords(string name, string value)
     {
@@ -50,4 +50,14 @@ public sealed class ExportRequestParserTests
     [Fact]
     public void UnsupportedOutputFormat_IsAlwaysRefused() =>
         Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.System, true, ("_outputFormat", "text/csv")));
+
+    [Fact]
+    public void Until_IsAnInstant_NotBeforeSince()
+    {
+        var request = Parse(ExportLevel.System, false, ("_since", "2024-01-01T00:00:00Z"), ("_until", "2024-02-01T00:00:00.5 01:00"));
+        Assert.Equal(new DateTimeOffset(2024, 2, 1, 0, 0, 0, 500, TimeSpan.FromHours(1)), request.Until);
+        Assert.Contains("_until", Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.System, false, ("_until", "2024-02-01"))).Message);
+        Assert.Contains("earlier than _since", Assert.Throws<ExportRequestException>(() =>
+            Parse(ExportLevel.System, true, ("_since", "2024-03-01T00:00:00Z"), ("_until", "2024-02-01T00:00:00Z"))).Message);
+    }
 }
