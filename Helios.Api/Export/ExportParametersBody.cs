@@ -70,9 +70,9 @@ public static class ExportParametersBody
 
             return root.All(p => p.Key is "resourceType" or "id" or "meta" || (p.Key == "parameter" && p.Value is JsonArray { Count: 0 }));
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or ArgumentException or InvalidOperationException)
         {
-            return false; // the strict parse reports it
+            return false; // malformed JSON or a property named twice: the strict parse reports it
         }
     }
 }

@@ -50,6 +50,11 @@ public sealed class CallerMistakeTests(HeliosApiFactory factory) : IClassFixture
         {
             foreach (var (method, url) in s_bodyRoutes)
             {
+                if (url.Contains("$export", StringComparison.Ordinal) && body.All(b => b is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'\t'))
+                {
+                    continue; // a POST kick-off without a body is a kick-off without parameters (ExportContract)
+                }
+
                 var response = await SendAsync(method, url, body);
                 var status = (int)response.StatusCode;
                 var shown = Encoding.UTF8.GetString(body.AsSpan(0, Math.Min(body.Length, 120)));
