@@ -124,7 +124,13 @@ public static class ExportApi
                 var url = direct
                     ? (await services.Files.GetPresignedUrlAsync(jobId, file.FileName, options.PresignedUrlLifetime, cancellationToken)).AbsoluteUri
                     : ExportRoutes.FileUrl(baseUrl, jobId, file.FileName);
-                outputs.Add(new ExportManifestOutput(kind == ExportFileKinds.Error ? "OperationOutcome" : file.Type, url, file.ResourceCount));
+                var type = kind switch
+                {
+                    ExportFileKinds.Error => "OperationOutcome",
+                    ExportFileKinds.Deleted => "Bundle",
+                    _ => file.Type,
+                };
+                outputs.Add(new ExportManifestOutput(type, url, file.ResourceCount));
             }
 
             return outputs;
@@ -132,7 +138,7 @@ public static class ExportApi
 
         var manifest = new ExportManifest(
             FormatInstant(job.TransactionTime), job.RequestUrl, RequiresAccessToken: !direct,
-            await OutputsAsync(ExportFileKinds.Output), Deleted: [], await OutputsAsync(ExportFileKinds.Error));
+            await OutputsAsync(ExportFileKinds.Output), await OutputsAsync(ExportFileKinds.Deleted), await OutputsAsync(ExportFileKinds.Error));
         response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
         return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, "application/json; charset=utf-8");
     }

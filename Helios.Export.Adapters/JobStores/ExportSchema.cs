@@ -9,6 +9,7 @@ internal static class ExportSchema
         Version1,
         ["ALTER TABLE export_jobs ADD COLUMN trace_parent TEXT NULL"],
         ["ALTER TABLE export_jobs ADD COLUMN last_polled_at BIGINT NULL"],
+        ["ALTER TABLE export_partitions ADD COLUMN kind TEXT NOT NULL DEFAULT 'output'"],
     ];
 
     private static string[] Version1 =>

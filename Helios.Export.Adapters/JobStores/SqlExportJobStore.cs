@@ -144,11 +144,11 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         {
             await ExecAsync(connection, transaction, """
                 INSERT INTO export_partitions (job_id, partition_no, res_type, after_seq, up_to_seq, estimated_rows, status, attempts,
-                    lease_owner, lease_token, lease_expires, enqueued_at, cursor_seq, next_part, exported, last_error)
-                VALUES (@j, @p, @t, @a, @u, @e, 'pending', 0, NULL, 0, 0, @now, @a, 0, 0, NULL)
+                    lease_owner, lease_token, lease_expires, enqueued_at, cursor_seq, next_part, exported, last_error, kind)
+                VALUES (@j, @p, @t, @a, @u, @e, 'pending', 0, NULL, 0, 0, @now, @a, 0, 0, NULL, @k)
                 """,
                 [("@j", jobId), ("@p", partition.PartitionNo), ("@t", partition.Type), ("@a", partition.AfterSeq), ("@u", partition.UpToSeq),
-                 ("@e", partition.EstimatedRows), ("@now", now)], cancellationToken);
+                 ("@e", partition.EstimatedRows), ("@now", now), ("@k", partition.Kind)], cancellationToken);
         }
 
         foreach (var file in files)
@@ -180,7 +180,7 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
             SET status = 'running', lease_owner = @w, lease_token = lease_token + 1, lease_expires = @exp, heartbeat_at = @now, attempts = attempts + 1
             WHERE {target} AND {Claimable}
               AND EXISTS (SELECT 1 FROM export_jobs WHERE id = @j AND status = 'Running')
-            RETURNING partition_no, lease_token, res_type, after_seq, up_to_seq, cursor_seq, next_part, exported, attempts
+            RETURNING partition_no, lease_token, res_type, after_seq, up_to_seq, cursor_seq, next_part, exported, attempts, kind
             """,
             [("@w", workerId), ("@exp", now + ToMicros(leaseDuration)), ("@now", now), ("@j", jobId), ("@p", partitionNo ?? -1), ("@max", maxAttempts)]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -190,7 +190,10 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         }
 
         return new PartitionLease(jobId, reader.GetInt32(0), workerId, reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), reader.GetInt64(4),
-            reader.GetInt64(5), reader.GetInt32(6), reader.GetInt64(7), reader.GetInt32(8));
+            reader.GetInt64(5), reader.GetInt32(6), reader.GetInt64(7), reader.GetInt32(8))
+        {
+            Kind = reader.GetString(9),
+        };
     }
 
     private const string LeaseGuard =

@@ -9,5 +9,9 @@ internal static class ExportFileNames
     public static string Part(string type, int partitionNo, int partNo, long token) =>
         string.Create(CultureInfo.InvariantCulture, $"{type}-{partitionNo:D4}-{partNo:D3}-{token}.ndjson");
 
+    /// <summary><c>{Type}-deleted-{partition}-{part}-{token}.ndjson</c>: deletions of one type (<c>_since</c> exports).</summary>
+    public static string DeletedPart(string type, int partitionNo, int partNo, long token) =>
+        string.Create(CultureInfo.InvariantCulture, $"{type}-deleted-{partitionNo:D4}-{partNo:D3}-{token}.ndjson");
+
     public const string IgnoredParameters = "OperationOutcome-ignored-parameters.ndjson";
 }

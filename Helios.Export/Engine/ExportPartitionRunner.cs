@@ -136,7 +136,9 @@ public sealed partial class ExportPartitionRunner(
 
                 if (writer is null)
                 {
-                    fileName = ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
+                    fileName = lease.Kind == ExportFileKinds.Deleted
+                        ? ExportFileNames.DeletedPart(lease.Type, lease.PartitionNo, partNo, lease.Token)
+                        : ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
                     writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
                     inPart = 0;
                 }
@@ -145,6 +147,7 @@ public sealed partial class ExportPartitionRunner(
                 {
                     PatientSetId = job.Request.Level == ExportLevel.System ? null : job.Id,
                     Since = job.Request.Since,
+                    Deleted = lease.Kind == ExportFileKinds.Deleted,
                 };
                 // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
                 var copy = await source.CopySnapshotAsync(range, writer, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
@@ -181,7 +184,7 @@ public sealed partial class ExportPartitionRunner(
         activity?.SetTag("helios.export.resources", count);
         activity?.SetTag("helios.export.bytes", writer.BytesWritten);
         await writer.PublishAsync(cancellationToken);
-        var file = new ExportFile(lease.JobId, fileName, ExportFileKinds.Output, lease.Type, lease.PartitionNo, partNo, count, writer.BytesWritten);
+        var file = new ExportFile(lease.JobId, fileName, lease.Kind, lease.Type, lease.PartitionNo, partNo, count, writer.BytesWritten);
         if (!await jobs.CommitPartAsync(lease, file, cursor, cancellationToken))
         {
             // Stale: someone else holds the partition now (or the export ended). This part was never committed, and

@@ -46,11 +46,21 @@ public sealed partial class ExportPlanner(
             }
 
             var partitions = new List<ExportPartitionPlan>();
-            foreach (var type in await ResolveTypesAsync(job, cancellationToken))
+            var types = await ResolveTypesAsync(job, cancellationToken);
+            foreach (var type in types)
             {
                 foreach (var range in await source.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
                 {
                     partitions.Add(new ExportPartitionPlan(partitions.Count, type, range.AfterSeq, range.UpToSeq, range.Rows));
+                }
+            }
+
+            if (job.Request.Since is not null)
+            {
+                // A _since export also lists what was deleted in the window: one deletions partition per type.
+                foreach (var type in types)
+                {
+                    partitions.Add(new ExportPartitionPlan(partitions.Count, type, 0, job.SnapshotSeq, 0) { Kind = ExportFileKinds.Deleted });
                 }
             }
 

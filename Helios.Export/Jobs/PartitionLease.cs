@@ -13,4 +13,8 @@ public sealed record PartitionLease(
     long CursorSeq,
     int NextPart,
     long Exported,
-    int Attempt);
+    int Attempt)
+{
+    /// <summary>What the partition writes: resources or deletions (see <see cref="ExportPartitionPlan.Kind"/>).</summary>
+    public string Kind { get; init; } = ExportFileKinds.Output;
+}

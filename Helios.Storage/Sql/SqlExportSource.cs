@@ -24,12 +24,17 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
     public async Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        var query = BuildSnapshotQuery(range, "r.seq, r.json");
+        var query = BuildSnapshotQuery(range, range.Deleted ? $"r.seq, {DeletionBundle}" : "r.seq, r.json");
         var buffer = new NdjsonBuffer(sink);
         var (rows, lastSeq, stoppedEarly) = await CopyRowsAsync(query.Sql, query.Parameters, buffer, maxBytes, cancellationToken);
         await buffer.FlushAsync(cancellationToken);
         return new SnapshotCopy(rows, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit);
     }
+
+    /// <summary>The deleted-resources line of a tombstone, composed by the database (types and ids are FHIR ids:
+    /// nothing in them needs JSON escaping).</summary>
+    private const string DeletionBundle =
+        "'{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":{\"method\":\"DELETE\",\"url\":\"' || r.res_type || '/' || r.res_id || '\"}}]}'";
 
     /// <summary>Runs the snapshot query (columns: seq, UTF-8 JSON) and appends each row to the buffer, stopping after
     /// the row that brings the buffer's total to <paramref name="maxBytes"/>. Returns (rows, last seq, stopped early).</summary>
@@ -44,7 +49,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         var snapshot = p.Add(range.SnapshotSeq);
         var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
             .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
-            .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = 0");
+            .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = {(range.Deleted ? 1 : 0)}");
         if (range.Since is { } since)
         {
             sql.Append($" AND r.last_updated > {p.Add(FhirDateRange.ToMicros(since))}");
@@ -53,9 +58,11 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         if (range.PatientSetId is { } setId)
         {
             var set = p.Add(setId);
+            // A tombstone has no compartment rows: the version it replaced (whose next_seq is the tombstone) has them.
+            var compartmentSeq = range.Deleted ? "(SELECT v.seq FROM resources v WHERE v.next_seq = r.seq)" : "r.seq";
             sql.Append(range.Type == "Patient"
                 ? $" AND r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {set})"
-                : $" AND EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = r.seq)");
+                : $" AND EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = {compartmentSeq})");
         }
 
         sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");

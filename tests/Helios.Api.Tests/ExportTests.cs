@@ -248,6 +248,48 @@ public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture
     }
 
     [Fact]
+    public async Task Since_ListsTheDeletionsOfTheWindow_OnEveryLevel()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var store = factory.Services.GetRequiredService<IResourceStore>();
+        var patient = $"del-p-{tag}";
+        var observation = new Observation { Id = $"del-o-{tag}", Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8867-4"), Subject = new ResourceReference("Patient/" + patient) };
+        var early = new Observation { Id = $"del-early-{tag}", Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8867-4"), Subject = new ResourceReference("Patient/" + patient) };
+        await store.WriteAsync([ResourceWrite.Update(new Patient { Id = patient }), ResourceWrite.Update(observation), ResourceWrite.Update(early),
+            ResourceWrite.Update(new Group { Id = $"del-g-{tag}", Type = Group.GroupType.Person, Actual = true, Member = [new() { Entity = new ResourceReference("Patient/" + patient) }] })], CancellationToken.None);
+        // Deleted before the window: not listed.
+        var beforeWindow = await store.WriteAsync([ResourceWrite.Delete("Observation", early.Id)], CancellationToken.None);
+        var since = Uri.EscapeDataString(beforeWindow[0].Resource!.LastUpdated.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        await store.WriteAsync([ResourceWrite.Delete("Observation", observation.Id)], CancellationToken.None);
+
+        foreach (var path in new[] { "/$export", "/Patient/$export", $"/Group/del-g-{tag}/$export" })
+        {
+            var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync($"{path}?_type=Observation&_since={since}"));
+            var deleted = new List<string>();
+            foreach (var file in manifest.GetProperty("deleted").EnumerateArray())
+            {
+                Assert.Equal("Bundle", file.GetProperty("type").GetString());
+                var text = await (await _client.GetFileAsync(file.GetProperty("url").GetString()!)).Content.ReadAsStringAsync();
+                var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(file.GetProperty("count").GetInt64(), lines.Length);
+                foreach (var line in lines)
+                {
+                    using var bundle = JsonDocument.Parse(line);
+                    Assert.Equal("Bundle", bundle.RootElement.GetProperty("resourceType").GetString());
+                    Assert.Equal("transaction", bundle.RootElement.GetProperty("type").GetString());
+                    var request = bundle.RootElement.GetProperty("entry")[0].GetProperty("request");
+                    Assert.Equal("DELETE", request.GetProperty("method").GetString());
+                    deleted.Add(request.GetProperty("url").GetString()!);
+                }
+            }
+
+            Assert.True(deleted.Contains($"Observation/{observation.Id}"), $"{path}: deleted lists {string.Join(", ", deleted)}");
+            Assert.DoesNotContain($"Observation/{early.Id}", deleted);
+            Assert.DoesNotContain(ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest)).GetValueOrDefault("Observation") ?? [], id => id == observation.Id);
+        }
+    }
+
+    [Fact]
     public async Task Kickoff_ValidatesHeadersAndParameters()
     {
         var noPrefer = await _client.SendKickoffAsync("/$export", null, null, ("Prefer", "handling=strict"));
