@@ -65,9 +65,10 @@ public sealed partial class ExportPlanner(
             }
 
             var extraFiles = new List<ExportFile>();
-            if (job.Request.Ignored.Count > 0)
+            IReadOnlyList<string> warnings = [.. job.Request.Ignored, .. patientSet?.Warnings ?? []];
+            if (warnings.Count > 0)
             {
-                extraFiles.Add(await WriteIgnoredParametersAsync(job, cancellationToken));
+                extraFiles.Add(await WriteWarningsAsync(job, warnings, cancellationToken));
             }
 
             if (!await jobs.SavePlanAsync(jobId, partitions, extraFiles, options.Value.OutputTtl, cancellationToken))
@@ -116,26 +117,63 @@ public sealed partial class ExportPlanner(
         return types.ToList();
     }
 
-    private sealed record PatientSetResult(string? Error);
+    /// <summary>The outcome of fixing the population: a fatal error, and warnings for the error file (requested
+    /// patients left out, and why).</summary>
+    private sealed record PatientSetResult(string? Error, IReadOnlyList<string> Warnings);
 
     private async Task<PatientSetResult?> ResolvePatientsAsync(ExportJob job, CancellationToken cancellationToken)
     {
         switch (job.Request.Level)
         {
+            case ExportLevel.Patient when job.Request.Patients is { } requested:
+            {
+                // The `patient` parameter: these patients only; one that does not exist at the snapshot is reported.
+                var present = new List<string>();
+                var warnings = new List<string>();
+                foreach (var id in requested)
+                {
+                    if (await source.ReadAtSnapshotAsync("Patient", id, job.SnapshotSeq, cancellationToken) is { IsDeleted: false })
+                    {
+                        present.Add(id);
+                    }
+                    else
+                    {
+                        warnings.Add($"patient: Patient/{id} does not exist at the export's transaction time, so nothing of it was exported.");
+                    }
+                }
+
+                await source.DeletePatientSetAsync(job.Id, cancellationToken);
+                await source.AddToPatientSetAsync(job.Id, present, cancellationToken);
+                return new PatientSetResult(null, warnings);
+            }
+
             case ExportLevel.Patient:
                 await source.DeletePatientSetAsync(job.Id, cancellationToken);
                 await source.FillPatientSetFromSnapshotAsync(job.Id, job.SnapshotSeq, cancellationToken);
                 return null;
             case ExportLevel.Group:
+            {
                 var members = await ResolveGroupAsync(job, cancellationToken);
                 if (members is null)
                 {
-                    return new PatientSetResult($"Group/{job.Request.GroupId} did not exist at the export's transaction time.");
+                    return new PatientSetResult($"Group/{job.Request.GroupId} did not exist at the export's transaction time.", []);
+                }
+
+                var warnings = new List<string>();
+                if (job.Request.Patients is { } requested)
+                {
+                    // The `patient` parameter: the members among these patients; any other is reported, not dropped silently.
+                    var memberSet = members.ToHashSet(StringComparer.Ordinal);
+                    warnings.AddRange(requested.Where(id => !memberSet.Contains(id)).Select(id =>
+                        $"patient: Patient/{id} is not an active member of Group/{job.Request.GroupId} at the export's transaction time, so nothing of it was exported."));
+                    members = requested.Where(memberSet.Contains).ToList();
                 }
 
                 await source.DeletePatientSetAsync(job.Id, cancellationToken);
                 await source.AddToPatientSetAsync(job.Id, members, cancellationToken);
-                return null;
+                return new PatientSetResult(null, warnings);
+            }
+
             default:
                 return null;
         }
@@ -186,7 +224,7 @@ public sealed partial class ExportPlanner(
         return patients;
     }
 
-    private async Task<ExportFile> WriteIgnoredParametersAsync(ExportJob job, CancellationToken cancellationToken)
+    private async Task<ExportFile> WriteWarningsAsync(ExportJob job, IReadOnlyList<string> warnings, CancellationToken cancellationToken)
     {
         var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer))
@@ -194,7 +232,7 @@ public sealed partial class ExportPlanner(
             writer.WriteStartObject();
             writer.WriteString("resourceType", "OperationOutcome");
             writer.WriteStartArray("issue");
-            foreach (var message in job.Request.Ignored)
+            foreach (var message in warnings)
             {
                 writer.WriteStartObject();
                 writer.WriteString("severity", "warning");

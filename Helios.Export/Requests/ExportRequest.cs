@@ -14,6 +14,9 @@ public sealed record ExportRequest
     /// <summary><c>_type</c>: the types asked for, or null for every type the level covers.</summary>
     public IReadOnlyList<string>? Types { get; init; }
 
+    /// <summary><c>patient</c> (Patient and Group level): only these patients' compartments (ids).</summary>
+    public IReadOnlyList<string>? Patients { get; init; }
+
     /// <summary><c>_since</c>: only resources last updated after this instant.</summary>
     public DateTimeOffset? Since { get; init; }
 

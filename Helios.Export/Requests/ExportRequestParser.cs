@@ -13,11 +13,24 @@ public static partial class ExportRequestParser
     /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
     private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
     {
-        "_elements", "patient", "includeAssociatedData", "_typeFilter", "organizeOutputBy", "allowPartialManifests",
+        "_elements", "includeAssociatedData", "_typeFilter", "organizeOutputBy", "allowPartialManifests",
     };
 
     [GeneratedRegex(@"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$")]
     private static partial Regex InstantPattern();
+
+    /// <summary>The id of a <c>Patient/[id]</c> reference (relative, or absolute ending in it), or null.</summary>
+    private static string? PatientId(string reference)
+    {
+        var at = reference.LastIndexOf("Patient/", StringComparison.Ordinal);
+        if (at < 0 || (at > 0 && reference[at - 1] != '/'))
+        {
+            return null;
+        }
+
+        var id = reference[(at + "Patient/".Length)..];
+        return id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') ? id : null;
+    }
 
     /// <summary>One FHIR instant (an unencoded '+' in the offset arrives as a space), or null after refusing it.</summary>
     private static DateTimeOffset? ParseInstant(string name, int occurrences, List<string> values, Action<string> refuse)
@@ -63,6 +76,7 @@ public static partial class ExportRequestParser
         List<string>? types = null;
         DateTimeOffset? since = null;
         DateTimeOffset? until = null;
+        List<string>? patients = null;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -85,6 +99,30 @@ public static partial class ExportRequestParser
                     break;
                 case "_until":
                     until = ParseInstant(group.Key, group.Count(), values, Refuse) ?? until;
+                    break;
+                case "patient":
+                    if (level == ExportLevel.System)
+                    {
+                        Refuse("patient applies to Patient- and Group-level exports only (POST /Patient/$export or /Group/[id]/$export).");
+                        break;
+                    }
+
+                    patients ??= [];
+                    foreach (var reference in values)
+                    {
+                        if (PatientId(reference) is { } id)
+                        {
+                            if (!patients.Contains(id, StringComparer.Ordinal))
+                            {
+                                patients.Add(id);
+                            }
+                        }
+                        else
+                        {
+                            Refuse($"patient '{reference}' is not a Patient reference: send valueReference {{\"reference\": \"Patient/[id]\"}}.");
+                        }
+                    }
+
                     break;
                 case "_type":
                     types ??= [];
@@ -121,6 +159,7 @@ public static partial class ExportRequestParser
         return new ExportRequest
         {
             Until = until,
+            Patients = patients,
             Level = level,
             GroupId = groupId,
             Types = types,

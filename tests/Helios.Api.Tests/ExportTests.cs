@@ -290,6 +290,49 @@ public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture
     }
 
     [Fact]
+    public async Task PatientParameter_RestrictsToThosePatients_AndReportsTheOnesLeftOut()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var store = factory.Services.GetRequiredService<IResourceStore>();
+        Observation ObservationOf(string patient) => new()
+        {
+            Id = $"obs-{patient}", Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8867-4"), Subject = new ResourceReference("Patient/" + patient),
+        };
+        string[] patients = [$"pp-a-{tag}", $"pp-b-{tag}", $"pp-c-{tag}"];
+        await store.WriteAsync(
+        [
+            .. patients.Select(p => ResourceWrite.Update(new Patient { Id = p })),
+            .. patients.Select(p => ResourceWrite.Update(ObservationOf(p))),
+            ResourceWrite.Update(new Group { Id = $"pp-g-{tag}", Type = Group.GroupType.Person, Actual = true, Member = [new() { Entity = new ResourceReference("Patient/" + patients[0]) }, new() { Entity = new ResourceReference("Patient/" + patients[1]) }] }),
+        ], CancellationToken.None);
+
+        string Body(params string[] references) =>
+            "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"_type\",\"valueString\":\"Patient,Observation\"}" +
+            string.Concat(references.Select(r => $",{{\"name\":\"patient\",\"valueReference\":{{\"reference\":\"{r}\"}}}}")) + "]}";
+
+        // Patient level: a and c, and one that does not exist.
+        var atPatient = await _client.SendKickoffAsync("/Patient/$export", HttpMethod.Post, Body($"Patient/{patients[0]}", $"Patient/{patients[2]}", $"Patient/nobody-{tag}"));
+        Assert.Equal(HttpStatusCode.Accepted, atPatient.StatusCode);
+        var manifest = await _client.WaitForManifestAsync(atPatient.Content.Headers.ContentLocation!.AbsoluteUri);
+        var ids = ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest));
+        Assert.Equal([patients[0], patients[2]], ids["Patient"].Order(StringComparer.Ordinal));
+        Assert.Equal([$"obs-{patients[0]}", $"obs-{patients[2]}"], ids["Observation"].Order(StringComparer.Ordinal));
+        Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains($"Patient/nobody-{tag}", StringComparison.Ordinal));
+
+        // Group level: b is a member, c is not (reported, never silently dropped).
+        var atGroup = await _client.SendKickoffAsync($"/Group/pp-g-{tag}/$export", HttpMethod.Post, Body($"Patient/{patients[1]}", $"Patient/{patients[2]}"));
+        Assert.Equal(HttpStatusCode.Accepted, atGroup.StatusCode);
+        manifest = await _client.WaitForManifestAsync(atGroup.Content.Headers.ContentLocation!.AbsoluteUri);
+        ids = ExportClient.IdsByType(await _client.DownloadOutputAsync(manifest));
+        Assert.Equal([patients[1]], ids["Patient"]);
+        Assert.Equal([$"obs-{patients[1]}"], ids["Observation"]);
+        Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains($"Patient/{patients[2]} is not an active member", StringComparison.Ordinal));
+
+        // System level has no patient parameter.
+        Assert.Equal(HttpStatusCode.BadRequest, (await _client.SendKickoffAsync("/$export", HttpMethod.Post, Body($"Patient/{patients[0]}"))).StatusCode);
+    }
+
+    [Fact]
     public async Task Kickoff_ValidatesHeadersAndParameters()
     {
         var noPrefer = await _client.SendKickoffAsync("/$export", null, null, ("Prefer", "handling=strict"));

@@ -60,4 +60,14 @@ public sealed class ExportRequestParserTests
         Assert.Contains("earlier than _since", Assert.Throws<ExportRequestException>(() =>
             Parse(ExportLevel.System, true, ("_since", "2024-03-01T00:00:00Z"), ("_until", "2024-02-01T00:00:00Z"))).Message);
     }
+
+    [Fact]
+    public void Patient_TakesPatientReferences_OnPatientAndGroupLevelOnly()
+    {
+        var request = Parse(ExportLevel.Group, false, ("patient", "Patient/a"), ("patient", "http://example.org/fhir/Patient/b"), ("patient", "Patient/a"));
+        Assert.Equal(["a", "b"], request.Patients);
+        Assert.Contains("Patient reference", Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.Patient, false, ("patient", "Group/x"))).Message);
+        Assert.Contains("Patient- and Group-level", Assert.Throws<ExportRequestException>(() => Parse(ExportLevel.System, false, ("patient", "Patient/a"))).Message);
+        Assert.Null(Parse(ExportLevel.Patient, false).Patients);
+    }
 }
