@@ -34,18 +34,11 @@ public static partial class AuthHostingExtensions
             options.TokenValidationParameters.ValidTypes = ["at+jwt", "JWT"];
             options.TokenValidationParameters.ClockSkew = settings.ClockSkew;
             options.TokenValidationParameters.NameClaimType = "client_id";
+            // An empty "Authorization: Bearer " is no token to JwtBearer (it answers NoResult), so it gets the challenge
+            // below. Scope refusals are not authorization-policy failures (the policy only asks for a valid token):
+            // handlers raise SmartForbiddenException, which FhirExceptionMapping answers with 403.
             options.Events = new JwtBearerEvents
             {
-                OnMessageReceived = context =>
-                {
-                    // "Authorization: Bearer " with nothing after it is no token at all.
-                    if (string.IsNullOrWhiteSpace(context.Token) && context.Request.Headers.Authorization.ToString().Trim() is "Bearer" or "bearer")
-                    {
-                        context.NoResult();
-                    }
-
-                    return System.Threading.Tasks.Task.CompletedTask;
-                },
                 OnChallenge = async context =>
                 {
                     context.HandleResponse();
@@ -56,12 +49,6 @@ public static partial class AuthHostingExtensions
                     var error = noToken ? "invalid_request" : "invalid_token";
                     var result = FhirResult.Outcome(401, OperationOutcomes.Error(description, OperationOutcome.IssueType.Login));
                     result.Headers["WWW-Authenticate"] = $"Bearer realm=\"helios\", error=\"{error}\", error_description=\"{Quote(description)}\"";
-                    await result.ExecuteAsync(context.HttpContext);
-                },
-                OnForbidden = async context =>
-                {
-                    var result = FhirResult.Outcome(403, OperationOutcomes.Error("The access token does not allow this request.", OperationOutcome.IssueType.Forbidden));
-                    result.Headers["WWW-Authenticate"] = "Bearer realm=\"helios\", error=\"insufficient_scope\"";
                     await result.ExecuteAsync(context.HttpContext);
                 },
             };

@@ -8,8 +8,6 @@ namespace Helios.Api.Auth;
 /// authorization is off.</summary>
 public sealed class SmartDiscovery(HeliosAuthSettings settings, IOptionsMonitor<JwtBearerOptions> jwtOptions)
 {
-    public bool Enabled => settings.Enabled;
-
     public async Task<OpenIdConnectConfiguration?> GetAsync(CancellationToken cancellationToken)
     {
         if (!settings.Enabled)

@@ -27,6 +27,7 @@ public static class HeliosApiExtensions
         builder.AddHeliosAuth();
         builder.Services.AddSingleton<SmartDiscovery>();
         builder.Services.AddExceptionHandler<OperationOutcomeExceptionHandler>();
+        // UseExceptionHandler() insists on a fallback writer; the handler above answers every exception itself.
         builder.Services.AddProblemDetails();
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<HeliosOptions>>((kestrel, helios) =>
             kestrel.Limits.MaxRequestBodySize = helios.Value.MaxRequestBodyBytes);

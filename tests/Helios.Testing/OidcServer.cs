@@ -18,17 +18,14 @@ public sealed class OidcServer : IAsyncDisposable
     private readonly Process _process;
     private readonly string _directory;
 
-    private OidcServer(string issuer, string audience, Process process, string directory)
+    private OidcServer(string issuer, Process process, string directory)
     {
         Issuer = issuer;
-        Audience = audience;
         _process = process;
         _directory = directory;
     }
 
     public string Issuer { get; }
-
-    public string Audience { get; }
 
     public string TokenEndpoint => Issuer + "/token";
 
@@ -77,7 +74,7 @@ public sealed class OidcServer : IAsyncDisposable
         process.BeginErrorReadLine();
         TestTools.RecordPid(process.Id);
         await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(30), "oidc-provider");
-        return new OidcServer(issuer, audience, process, directory);
+        return new OidcServer(issuer, process, directory);
     }
 
     /// <summary>The token endpoint's answer to a client_credentials request with an assertion signed by
