@@ -65,7 +65,7 @@ public static class ExportApi
         }
 
         var lenient = FhirRequestReader.PreferHas(request, "handling=lenient");
-        var exportRequest = Authorize(ExportRequestParser.Parse(level, groupId, parameters, lenient, services.Registry.ResourceTypeSet, services.Registry.PatientCompartmentTypeSet), services);
+        var exportRequest = Authorize(ExportRequestParser.Parse(level, groupId, parameters, lenient, services.Registry.ResourceTypeSet, services.Registry.PatientCompartmentTypeSet, services.SearchParser), services);
         var baseUrl = services.Reader.BaseUrl(request);
         var path = request.Path.Value ?? string.Empty;
         var requestUrl = HttpMethods.IsGet(request.Method) ? baseUrl + path + request.QueryString : baseUrl + path;

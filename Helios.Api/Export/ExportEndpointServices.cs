@@ -5,6 +5,7 @@ using Helios.Export.Engine;
 using Helios.Export.Files;
 using Helios.Export.Jobs;
 using Helios.Storage.Indexing;
+using Helios.Storage.Search;
 using Microsoft.Extensions.Options;
 
 namespace Helios.Api.Export;
@@ -15,6 +16,7 @@ public sealed record ExportEndpointServices(
     IExportJobStore Jobs,
     IExportFileStore Files,
     SearchParameterRegistry Registry,
+    SearchQueryParser SearchParser,
     FhirRequestReader Reader,
     TimeProvider TimeProvider,
     IOptions<ExportOptions> Options,

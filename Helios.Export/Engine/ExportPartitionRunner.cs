@@ -3,6 +3,7 @@ using Helios.Export.Diagnostics;
 using Helios.Export.Files;
 using Helios.Export.Jobs;
 using Helios.Export.Requests;
+using Helios.Storage.Search;
 using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,6 +20,7 @@ public sealed partial class ExportPartitionRunner(
     IExportJobStore jobs,
     IExportSource source,
     IExportFileStore files,
+    SearchQueryParser searchParser,
     ExportWorkerIdentity identity,
     TimeProvider timeProvider,
     IOptions<ExportOptions> options,
@@ -125,6 +127,7 @@ public sealed partial class ExportPartitionRunner(
         IExportPartWriter? writer = null;
         string? fileName = null;
         long inPart = 0;
+        var filters = FiltersFor(job.Request, lease.Type);
         try
         {
             while (true)
@@ -148,6 +151,7 @@ public sealed partial class ExportPartitionRunner(
                     PatientSetId = job.Request.Level == ExportLevel.System ? null : job.Id,
                     Since = job.Request.Since,
                     Deleted = lease.Kind == ExportFileKinds.Deleted,
+                    Filters = filters,
                 };
                 // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
                 var copy = await source.CopySnapshotAsync(range, writer, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
@@ -175,6 +179,13 @@ public sealed partial class ExportPartitionRunner(
                 await writer.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>The <c>_typeFilter</c> searches of one type (validated at kick-off), or null when it has none.</summary>
+    private IReadOnlyList<SearchQuery>? FiltersFor(ExportRequest request, string type)
+    {
+        var queries = request.TypeFilters?.Where(f => f.Type == type).Select(f => searchParser.Parse(type, f.Parameters, strict: false).Query).ToList();
+        return queries is { Count: > 0 } ? queries : null;
     }
 
     private async Task PublishAsync(PartitionLease lease, IExportPartWriter writer, string fileName, int partNo, long count, long cursor, CancellationToken cancellationToken)

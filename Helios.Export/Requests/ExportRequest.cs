@@ -14,6 +14,10 @@ public sealed record ExportRequest
     /// <summary><c>_type</c>: the types asked for, or null for every type the level covers.</summary>
     public IReadOnlyList<string>? Types { get; init; }
 
+    /// <summary><c>_typeFilter</c>: per type, the queries a resource must match one of; types without one are
+    /// exported whole. Null when none was given.</summary>
+    public IReadOnlyList<ExportTypeFilter>? TypeFilters { get; init; }
+
     /// <summary><c>patient</c> (Patient and Group level): only these patients' compartments (ids).</summary>
     public IReadOnlyList<string>? Patients { get; init; }
 

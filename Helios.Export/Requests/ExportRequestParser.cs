@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Helios.Storage.Search;
 
 namespace Helios.Export.Requests;
 
@@ -13,8 +14,20 @@ public static partial class ExportRequestParser
     /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
     private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
     {
-        "_elements", "includeAssociatedData", "_typeFilter", "organizeOutputBy", "allowPartialManifests",
+        "_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests",
     };
+
+    /// <summary>Search result parameters, which shape a search's answer rather than select resources: the IG says
+    /// they SHALL NOT be used in a <c>_typeFilter</c>.</summary>
+    private static readonly HashSet<string> s_resultParameters = new(StringComparer.Ordinal)
+    {
+        "_count", "_sort", "_include", "_revinclude", "_elements", "_summary", "_total", "_contained", "_containedType", "_cursor", "_format", "_pretty",
+    };
+
+    /// <summary>A comma that starts the next of several comma-joined queries (STU2 form): one followed by a type name
+    /// and its '?' (or the end). Commas inside a query's values are not followed by that.</summary>
+    [GeneratedRegex(@",(?=\s*[A-Z][A-Za-z]+(?:\?|\s*$|\s*,))")]
+    private static partial Regex QuerySeparator();
 
     [GeneratedRegex(@"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))$")]
     private static partial Regex InstantPattern();
@@ -51,14 +64,81 @@ public static partial class ExportRequestParser
         return parsed;
     }
 
+    /// <summary>One <c>_typeFilter</c> query (<c>Type?name=value&amp;...</c>, its parts percent-decoded once more),
+    /// checked by the search parser the REST API uses; null when refused leniently.</summary>
+    private static ExportTypeFilter? ParseTypeFilter(
+        string query, ExportLevel level, IReadOnlySet<string> knownTypes, IReadOnlySet<string> compartmentTypes, SearchQueryParser parser, Action<string> refuse)
+    {
+        var question = query.IndexOf('?', StringComparison.Ordinal);
+        var type = question < 0 ? query : query[..question];
+        if (!knownTypes.Contains(type))
+        {
+            refuse($"_typeFilter '{query}' does not start with a FHIR R4 resource type this server holds: write Type?name=value, e.g. Observation?category=laboratory.");
+            return null;
+        }
+
+        if (level != ExportLevel.System && !compartmentTypes.Contains(type))
+        {
+            refuse($"_typeFilter '{query}' filters {type}, which is not in the Patient compartment, so a {(level == ExportLevel.Group ? "Group" : "Patient")}-level export never returns it.");
+            return null;
+        }
+
+        var pairs = new List<KeyValuePair<string, string>>();
+        foreach (var part in (question < 0 ? string.Empty : query[(question + 1)..]).Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = part.IndexOf('=', StringComparison.Ordinal);
+            var name = Unescape(equals < 0 ? part : part[..equals]);
+            var value = equals < 0 ? string.Empty : Unescape(part[(equals + 1)..]);
+            var bareName = name.Split(':')[0];
+            if (s_resultParameters.Contains(bareName))
+            {
+                throw new ExportRequestException(
+                    $"_typeFilter '{query}' uses {bareName}, a search result parameter: a _typeFilter only selects resources (the Bulk Data IG forbids _sort, _include, _elements and the like in it).");
+            }
+
+            pairs.Add(new KeyValuePair<string, string>(name, value));
+        }
+
+        try
+        {
+            var parsed = parser.Parse(type, pairs, strict: false);
+            foreach (var problem in parsed.Ignored)
+            {
+                refuse($"_typeFilter '{query}': {problem}; the filter was applied without it.");
+            }
+
+            // Keep only what the search parser took: a leniently dropped parameter must not come back at run time.
+            var dropped = parsed.Ignored.Count == 0 ? [] : pairs.Where(p => !parsed.Query.Criteria.Any(c => c.Name == p.Key.Split(':')[0])).ToList();
+            return new ExportTypeFilter(type, pairs.Except(dropped).ToList());
+        }
+        catch (SearchException ex)
+        {
+            throw new ExportRequestException($"_typeFilter '{query}': {ex.Message}");
+        }
+    }
+
+    private static string Unescape(string text)
+    {
+        try
+        {
+            return Uri.UnescapeDataString(text);
+        }
+        catch (UriFormatException)
+        {
+            return text;
+        }
+    }
+
     public static ExportRequest Parse(
         ExportLevel level,
         string? groupId,
         IReadOnlyList<KeyValuePair<string, string>> parameters,
         bool lenient,
         IReadOnlySet<string> knownTypes,
-        IReadOnlySet<string> compartmentTypes)
+        IReadOnlySet<string> compartmentTypes,
+        SearchQueryParser filterParser)
     {
+        ArgumentNullException.ThrowIfNull(filterParser);
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(knownTypes);
         ArgumentNullException.ThrowIfNull(compartmentTypes);
@@ -77,6 +157,7 @@ public static partial class ExportRequestParser
         DateTimeOffset? since = null;
         DateTimeOffset? until = null;
         List<string>? patients = null;
+        List<ExportTypeFilter>? filters = null;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -124,6 +205,17 @@ public static partial class ExportRequestParser
                     }
 
                     break;
+                case "_typeFilter":
+                    filters ??= [];
+                    foreach (var query in group.SelectMany(p => QuerySeparator().Split(p.Value)).Select(q => q.Trim()).Where(q => q.Length > 0))
+                    {
+                        if (ParseTypeFilter(query, level, knownTypes, compartmentTypes, filterParser, Refuse) is { } filter)
+                        {
+                            filters.Add(filter);
+                        }
+                    }
+
+                    break;
                 case "_type":
                     types ??= [];
                     foreach (var type in values)
@@ -156,8 +248,19 @@ public static partial class ExportRequestParser
             throw new ExportRequestException($"_until ({to:o}) is earlier than _since ({from:o}): no change could fall between them.");
         }
 
+        if (filters is not null && types is not null)
+        {
+            foreach (var filter in filters.Where(f => !types.Contains(f.Type, StringComparer.Ordinal)))
+            {
+                ignored.Add($"_typeFilter '{filter}' has no effect: {filter.Type} is not among the types requested with _type.");
+            }
+
+            filters.RemoveAll(f => !types.Contains(f.Type, StringComparer.Ordinal));
+        }
+
         return new ExportRequest
         {
+            TypeFilters = filters is { Count: > 0 } ? filters : null,
             Until = until,
             Patients = patients,
             Level = level,

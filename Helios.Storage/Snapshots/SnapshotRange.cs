@@ -1,3 +1,5 @@
+using Helios.Storage.Search;
+
 namespace Helios.Storage.Snapshots;
 
 /// <summary>A key range (<see cref="AfterSeq"/>, <see cref="UpToSeq"/>] of one type as of a snapshot, read at most
@@ -14,4 +16,8 @@ public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq 
     /// transaction Bundle (<c>request.method</c> DELETE, <c>request.url</c> Type/id), the manifest's <c>deleted</c>
     /// files. With a patient set, the compartment is the one of the version the delete replaced.</summary>
     public bool Deleted { get; init; }
+
+    /// <summary>When set (<c>_typeFilter</c>), only resources matching at least one of these searches of
+    /// <see cref="Type"/> (their criteria, evaluated at the snapshot; paging and sorting of the queries are not used).</summary>
+    public IReadOnlyList<SearchQuery>? Filters { get; init; }
 }

@@ -47,13 +47,32 @@ internal static class SearchSqlBuilder
         foreach (var criterion in query.Criteria)
         {
             sb.Append(" AND ");
-            AppendCriterion(sb, criterion, type, p);
+            AppendCriterion(sb, criterion, p);
         }
 
         return sb.ToString();
     }
 
-    private static void AppendCriterion(StringBuilder sb, SearchCriterion criterion, string type, SqlParameters p)
+    /// <summary>The criteria of a query alone, AND-ed (<c>1 = 1</c> when it has none): the conditions on one version
+    /// row <c>r</c>, whichever snapshot it belongs to (index rows are kept per version).</summary>
+    public static string BuildCriteria(SearchQuery query, SqlParameters p)
+    {
+        if (query.Criteria.Count == 0)
+        {
+            return "1 = 1";
+        }
+
+        var sb = new StringBuilder();
+        foreach (var criterion in query.Criteria)
+        {
+            sb.Append(sb.Length == 0 ? "(" : " AND ");
+            AppendCriterion(sb, criterion, p);
+        }
+
+        return sb.Append(')').ToString();
+    }
+
+    private static void AppendCriterion(StringBuilder sb, SearchCriterion criterion, SqlParameters p)
     {
         if (criterion.Name == "_id")
         {

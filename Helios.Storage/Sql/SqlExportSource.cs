@@ -55,6 +55,11 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
             sql.Append($" AND r.last_updated > {p.Add(FhirDateRange.ToMicros(since))}");
         }
 
+        if (range.Filters is { Count: > 0 } filters)
+        {
+            sql.Append(" AND (").AppendJoin(" OR ", filters.Select(f => SearchSqlBuilder.BuildCriteria(f, p))).Append(')');
+        }
+
         if (range.PatientSetId is { } setId)
         {
             var set = p.Add(setId);

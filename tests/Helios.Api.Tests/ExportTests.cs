@@ -89,7 +89,7 @@ internal static class ExportSeed
 }
 
 /// <summary>The $export lifecycle, written once and run on both topologies.</summary>
-public abstract class ExportContract<TFactory>(TFactory factory) : IClassFixture<TFactory>, IAsyncLifetime
+public abstract partial class ExportContract<TFactory>(TFactory factory) : IClassFixture<TFactory>, IAsyncLifetime
     where TFactory : HeliosApiFactory
 {
     private readonly ExportClient _client = new(

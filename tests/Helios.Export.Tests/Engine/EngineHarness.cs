@@ -1,3 +1,4 @@
+using Helios.Storage.Search;
 using Helios.Storage;
 using Helios.Storage.Indexing;
 using Helios.Storage.Sqlite;
@@ -67,7 +68,7 @@ internal sealed class EngineHarness : IAsyncDisposable
         new(Jobs, Source, Files, Scheduler, SearchParameterRegistry.Instance, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPlanner>.Instance);
 
     public ExportPartitionRunner Runner() =>
-        new(Jobs, Source, Files, new ExportWorkerIdentity(), Clock, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPartitionRunner>.Instance);
+        new(Jobs, Source, Files, new SearchQueryParser(SearchParameterRegistry.Instance), new ExportWorkerIdentity(), Clock, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPartitionRunner>.Instance);
 
     public ExportSupervisor Supervisor(bool resetLeasesOnStartup = false) =>
         new(Jobs, Files, Source, Scheduler, Clock, Microsoft.Extensions.Options.Options.Create(Options), new ExportSupervisorSettings(resetLeasesOnStartup), NullLogger<ExportSupervisor>.Instance);
