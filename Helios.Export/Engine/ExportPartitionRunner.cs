@@ -3,6 +3,7 @@ using Helios.Export.Diagnostics;
 using Helios.Export.Files;
 using Helios.Export.Jobs;
 using Helios.Export.Requests;
+using Helios.Storage.Fhir;
 using Helios.Storage.Search;
 using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Logging;
@@ -125,9 +126,13 @@ public sealed partial class ExportPartitionRunner(
         var partNo = lease.NextPart;
         long exported = 0;
         IExportPartWriter? writer = null;
+        ISnapshotSink? sink = null;
         string? fileName = null;
         long inPart = 0;
         var filters = FiltersFor(job.Request, lease.Type);
+        var projection = lease.Kind == ExportFileKinds.Output && job.Request.ElementsFor(lease.Type) is { } elements
+            ? ElementsProjection.For(lease.Type, elements)
+            : null;
         try
         {
             while (true)
@@ -143,6 +148,7 @@ public sealed partial class ExportPartitionRunner(
                         ? ExportFileNames.DeletedPart(lease.Type, lease.PartitionNo, partNo, lease.Token)
                         : ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
                     writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
+                    sink = projection is null ? writer : new ProjectingSink(writer, projection);
                     inPart = 0;
                 }
 
@@ -154,7 +160,7 @@ public sealed partial class ExportPartitionRunner(
                     Filters = filters,
                 };
                 // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
-                var copy = await source.CopySnapshotAsync(range, writer, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
+                var copy = await source.CopySnapshotAsync(range, sink!, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
                 inPart += copy.Rows;
                 cursor = copy.LastSeq;
                 if (inPart > 0 && (writer.BytesWritten >= settings.MaxPartBytes || copy.Exhausted))

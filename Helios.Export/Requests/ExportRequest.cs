@@ -18,6 +18,26 @@ public sealed record ExportRequest
     /// exported whole. Null when none was given.</summary>
     public IReadOnlyList<ExportTypeFilter>? TypeFilters { get; init; }
 
+    /// <summary><c>_elements</c>: <c>Type.element</c> or <c>element</c> (every type that has it), root elements. A
+    /// type to which none applies is exported whole; the others keep these, their mandatory elements, <c>id</c> and <c>meta</c>, and
+    /// are tagged SUBSETTED.</summary>
+    public IReadOnlyList<string>? Elements { get; init; }
+
+    /// <summary>The elements that apply to <paramref name="type"/> (its own, and bare ones it has), or null when none does.</summary>
+    public IReadOnlyList<string>? ElementsFor(string type)
+    {
+        if (Elements is null)
+        {
+            return null;
+        }
+
+        var prefix = type + ".";
+        var applying = Elements.Where(e => !e.Contains('.', StringComparison.Ordinal) || e.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(e => e.StartsWith(prefix, StringComparison.Ordinal) ? e[prefix.Length..] : e)
+            .Where(e => Storage.Fhir.ElementsProjection.IsRootElement(type, e)).ToList();
+        return applying.Count > 0 ? applying : null;
+    }
+
     /// <summary><c>patient</c> (Patient and Group level): only these patients' compartments (ids).</summary>
     public IReadOnlyList<string>? Patients { get; init; }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Helios.Storage.Fhir;
 using Helios.Storage.Search;
 
 namespace Helios.Export.Requests;
@@ -14,7 +15,7 @@ public static partial class ExportRequestParser
     /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
     private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
     {
-        "_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests",
+        "includeAssociatedData", "organizeOutputBy", "allowPartialManifests",
     };
 
     /// <summary>Search result parameters, which shape a search's answer rather than select resources: the IG says
@@ -117,6 +118,24 @@ public static partial class ExportRequestParser
         }
     }
 
+    /// <summary>Why an <c>_elements</c> entry cannot be applied (<c>Type.element</c> or <c>element</c>, root elements
+    /// only), or null.</summary>
+    private static string? ElementProblem(string element, IReadOnlySet<string> knownTypes)
+    {
+        var parts = element.Split('.');
+        if (parts.Length > 2 || (parts.Length == 2 && !knownTypes.Contains(parts[0])))
+        {
+            return $"_elements '{element}' is not a root element: write Type.element (e.g. Patient.birthDate) or element (e.g. status); nested elements cannot be selected.";
+        }
+
+        if (parts.Length == 2)
+        {
+            return ElementsProjection.IsRootElement(parts[0], parts[1]) ? null : $"_elements '{element}': {parts[0]} has no element '{parts[1]}'.";
+        }
+
+        return knownTypes.Any(type => ElementsProjection.IsRootElement(type, element)) ? null : $"_elements '{element}' is not an element of any resource type.";
+    }
+
     private static string Unescape(string text)
     {
         try
@@ -158,6 +177,7 @@ public static partial class ExportRequestParser
         DateTimeOffset? until = null;
         List<string>? patients = null;
         List<ExportTypeFilter>? filters = null;
+        List<string>? elements = null;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -216,6 +236,21 @@ public static partial class ExportRequestParser
                     }
 
                     break;
+                case "_elements":
+                    elements ??= [];
+                    foreach (var element in values)
+                    {
+                        if (ElementProblem(element, knownTypes) is { } problem)
+                        {
+                            Refuse(problem);
+                        }
+                        else if (!elements.Contains(element, StringComparer.Ordinal))
+                        {
+                            elements.Add(element);
+                        }
+                    }
+
+                    break;
                 case "_type":
                     types ??= [];
                     foreach (var type in values)
@@ -261,6 +296,7 @@ public static partial class ExportRequestParser
         return new ExportRequest
         {
             TypeFilters = filters is { Count: > 0 } ? filters : null,
+            Elements = elements is { Count: > 0 } ? elements : null,
             Until = until,
             Patients = patients,
             Level = level,

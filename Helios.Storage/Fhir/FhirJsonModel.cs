@@ -56,6 +56,11 @@ internal sealed class FhirJsonType
 
     public bool IsPrimitive => ValueClr is not null;
 
+    /// <summary>The elements with a minimum cardinality above 0 (by name).</summary>
+    public IReadOnlyList<string> MandatoryElements => _mandatory ??= [.. _mapping.PropertyMappings.Where(p => p.IsMandatoryElement).Select(p => p.Name)];
+
+    private IReadOnlyList<string>? _mandatory;
+
     public bool IsResource { get; }
 
     /// <summary>Quantity or one of its profiles (Age, Duration, Distance, Count, SimpleQuantity, MoneyQuantity).</summary>

@@ -130,4 +130,70 @@ public abstract partial class ExportContract<TFactory>
         Assert.All(lines["Patient"], p => Assert.Equal("other", p.GetProperty("gender").GetString()));
         Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains("no-such-parameter", StringComparison.Ordinal));
     }
+
+    private static void AssertSubsetted(JsonElement resource, params string[] allowed)
+    {
+        var names = resource.EnumerateObject().Select(p => p.Name.TrimStart('_')).ToList();
+        Assert.All(names, n => Assert.True(n is "resourceType" or "id" or "meta" || allowed.Contains(n), $"{n} was not asked for: {resource.GetRawText()}"));
+        Assert.Contains(resource.GetProperty("meta").GetProperty("tag").EnumerateArray(), t =>
+            t.GetProperty("system").GetString() == "http://terminology.hl7.org/CodeSystem/v3-ObservationValue" && t.GetProperty("code").GetString() == "SUBSETTED");
+    }
+
+    [Fact]
+    public async Task Elements_KeepsTheListedAndMandatoryElements_TagsSubsetted_OnEveryLevel()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var patient = new Patient
+        {
+            Id = $"el-p-{tag}", BirthDateElement = new Date("1970-05-06") { Extension = [new Extension("http://example.org/precision", new FhirString("day"))] },
+            Gender = AdministrativeGender.Female, Name = [new HumanName { Family = "Hidden" }],
+            Meta = new Meta { Tag = [new Coding("http://example.org/tags", "kept")] },
+        };
+        await Store.WriteAsync(
+        [
+            ResourceWrite.Update(patient),
+            ResourceWrite.Update(Lab($"el-o-{tag}", patient.Id, "laboratory", "4548-4", 6.1m)),
+            ResourceWrite.Update(new Group { Id = $"el-g-{tag}", Type = Group.GroupType.Person, Actual = true, Member = [new() { Entity = new ResourceReference("Patient/" + patient.Id) }] }),
+        ], CancellationToken.None);
+
+        foreach (var path in new[] { "/$export", "/Patient/$export", $"/Group/el-g-{tag}/$export" })
+        {
+            // Patient.birthDate for Patients; the bare 'value' (a choice) for every type that has it; Observation's
+            // mandatory status and code always stay.
+            var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync($"{path}?_type=Patient,Observation,Condition&_elements=Patient.birthDate,value"));
+            var lines = await _client.DownloadOutputAsync(manifest);
+            Assert.All(lines["Patient"], p => AssertSubsetted(p, "birthDate"));
+            Assert.All(lines["Observation"], o => AssertSubsetted(o, "value", "valueQuantity", "valueCodeableConcept", "valueString", "status", "code"));
+            // Condition has no 'value' and no Condition.x was asked for: exported whole, untagged.
+            Assert.All(lines.GetValueOrDefault("Condition") ?? [], c => Assert.True(c.TryGetProperty("subject", out _) && !c.GetRawText().Contains("SUBSETTED", StringComparison.Ordinal), c.GetRawText()));
+            Assert.True(path.StartsWith("/Group", StringComparison.Ordinal) || lines["Condition"].Count > 0);
+            var mine = lines["Patient"].Single(p => p.GetProperty("id").GetString() == patient.Id);
+            Assert.Equal("1970-05-06", mine.GetProperty("birthDate").GetString());
+            Assert.Equal("day", mine.GetProperty("_birthDate").GetProperty("extension")[0].GetProperty("valueString").GetString());
+            Assert.Contains(mine.GetProperty("meta").GetProperty("tag").EnumerateArray(), t => t.GetProperty("code").GetString() == "kept");
+            Assert.Equal("1", mine.GetProperty("meta").GetProperty("versionId").GetString());
+            var lab = lines["Observation"].Single(o => o.GetProperty("id").GetString() == $"el-o-{tag}");
+            Assert.Equal(6.1m, lab.GetProperty("valueQuantity").GetProperty("value").GetDecimal());
+            Assert.Equal("4548-4", lab.GetProperty("code").GetProperty("coding")[0].GetProperty("code").GetString());
+        }
+
+        // The IG's member listing: a Group's Patients with ids only.
+        var members = await _client.DownloadOutputAsync(await _client.WaitForManifestAsync(await _client.KickoffAsync($"/Group/el-g-{tag}/$export?_type=Patient&_elements=id")));
+        AssertSubsetted(Assert.Single(members["Patient"]));
+    }
+
+    [Theory]
+    [InlineData("Patient.name.given", "root element")]
+    [InlineData("Patient.nope", "no element 'nope'")]
+    [InlineData("nope", "not an element")]
+    [InlineData("NotAType.id", "root element")]
+    public async Task Elements_RefusesWhatIsNotARootElement(string elements, string explanation)
+    {
+        var response = await _client.SendKickoffAsync($"/$export?_elements={elements}");
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(explanation, await response.OutcomeTextAsync(), StringComparison.Ordinal);
+        var lenient = await _client.SendKickoffAsync($"/$export?_type=Organization&_elements={elements}", null, null, ("Prefer", "respond-async, handling=lenient"));
+        Assert.Equal(HttpStatusCode.Accepted, lenient.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await _client.Api.DeleteAsync(lenient.Content.Headers.ContentLocation!.AbsoluteUri)).StatusCode);
+    }
 }

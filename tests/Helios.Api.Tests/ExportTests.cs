@@ -354,7 +354,7 @@ public abstract partial class ExportContract<TFactory>(TFactory factory) : IClas
         Assert.Equal(HttpStatusCode.BadRequest, since.StatusCode);
         Assert.Contains("instant", await since.OutcomeTextAsync());
 
-        var unsupported = await _client.SendKickoffAsync("/$export?_elements=id");
+        var unsupported = await _client.SendKickoffAsync("/$export?_elements=Patient.name.given");
         Assert.Equal(HttpStatusCode.BadRequest, unsupported.StatusCode);
         Assert.Contains("_elements", await unsupported.OutcomeTextAsync());
 
@@ -398,7 +398,7 @@ public abstract partial class ExportContract<TFactory>(TFactory factory) : IClas
     [Fact]
     public async Task Lenient_IgnoresUnsupportedParameters_AndSaysSoInTheManifest()
     {
-        var statusUrl = await _client.KickoffAsync("/$export?_type=Organization&_elements=id&_typeFilter=Patient%3Factive%3Dtrue", ("Prefer", "respond-async, handling=lenient"));
+        var statusUrl = await _client.KickoffAsync("/$export?_type=Organization&_elements=Patient.nope&_typeFilter=Patient%3Factive%3Dtrue", ("Prefer", "respond-async, handling=lenient"));
         var manifest = await _client.WaitForManifestAsync(statusUrl);
         var error = Assert.Single(manifest.GetProperty("error").EnumerateArray());
         Assert.Equal("OperationOutcome", error.GetProperty("type").GetString());

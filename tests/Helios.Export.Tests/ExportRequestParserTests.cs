@@ -32,7 +32,7 @@ public sealed class ExportRequestParserTests
     [InlineData("_since", "2024-01-31")]
     [InlineData("_since", "2024-01-31T12:00:00")]
     [InlineData("_type", "Nope")]
-    [InlineData("_elements", "id")]
+    [InlineData("_elements", "Patient.name.given")]
     [InlineData("_typeFilter", "Patient?no-such-parameter=true")]
     [InlineData("organizeOutputBy", "Patient")]
     [InlineData("bogus", "1")]
