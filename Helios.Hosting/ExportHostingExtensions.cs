@@ -46,6 +46,7 @@ public static class ExportHostingExtensions
 
         builder.Services.AddSingleton<ExportWorkerIdentity>();
         builder.Services.AddSingleton<IExportScheduler, HangfireExportScheduler>();
+        builder.Services.AddSingleton<ExportRanges>();
         builder.Services.AddSingleton<ExportPlanner>();
         builder.Services.AddSingleton<ExportPartitionRunner>();
         builder.Services.AddTransient<ExportJobs>();

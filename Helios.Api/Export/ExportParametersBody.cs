@@ -41,6 +41,7 @@ public static class ExportParametersBody
             {
                 null => null,
                 ResourceReference reference => reference.Reference,
+                Coding coding => coding.Code,
                 Instant instant => instant.Value?.ToString("o", CultureInfo.InvariantCulture) ?? instant.ToString(),
                 PrimitiveType primitive => primitive.ToString(),
                 _ => null,

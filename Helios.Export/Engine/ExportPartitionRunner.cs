@@ -2,9 +2,7 @@ using System.Diagnostics;
 using Helios.Export.Diagnostics;
 using Helios.Export.Files;
 using Helios.Export.Jobs;
-using Helios.Export.Requests;
 using Helios.Storage.Fhir;
-using Helios.Storage.Search;
 using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -21,7 +19,7 @@ public sealed partial class ExportPartitionRunner(
     IExportJobStore jobs,
     IExportSource source,
     IExportFileStore files,
-    SearchQueryParser searchParser,
+    ExportRanges ranges,
     ExportWorkerIdentity identity,
     TimeProvider timeProvider,
     IOptions<ExportOptions> options,
@@ -129,8 +127,7 @@ public sealed partial class ExportPartitionRunner(
         ISnapshotSink? sink = null;
         string? fileName = null;
         long inPart = 0;
-        var filters = FiltersFor(job.Request, lease.Type);
-        var projection = lease.Kind == ExportFileKinds.Output && job.Request.ElementsFor(lease.Type) is { } elements
+        var projection = lease.Kind != ExportFileKinds.Deleted && job.Request.ElementsFor(lease.Type) is { } elements
             ? ElementsProjection.For(lease.Type, elements)
             : null;
         try
@@ -152,13 +149,7 @@ public sealed partial class ExportPartitionRunner(
                     inPart = 0;
                 }
 
-                var range = new SnapshotRange(lease.Type, job.SnapshotSeq, cursor, lease.UpToSeq, settings.ReadBatchRows)
-                {
-                    PatientSetId = job.Request.Level == ExportLevel.System ? null : job.Id,
-                    Since = job.Request.Since,
-                    Deleted = lease.Kind == ExportFileKinds.Deleted,
-                    Filters = filters,
-                };
+                var range = ranges.ForPartition(job, lease, cursor, settings.ReadBatchRows);
                 // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
                 var copy = await source.CopySnapshotAsync(range, sink!, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
                 inPart += copy.Rows;
@@ -187,13 +178,6 @@ public sealed partial class ExportPartitionRunner(
         }
     }
 
-    /// <summary>The <c>_typeFilter</c> searches of one type (validated at kick-off), or null when it has none.</summary>
-    private IReadOnlyList<SearchQuery>? FiltersFor(ExportRequest request, string type)
-    {
-        var queries = request.TypeFilters?.Where(f => f.Type == type).Select(f => searchParser.Parse(type, f.Parameters, strict: false).Query).ToList();
-        return queries is { Count: > 0 } ? queries : null;
-    }
-
     private async Task PublishAsync(PartitionLease lease, IExportPartWriter writer, string fileName, int partNo, long count, long cursor, CancellationToken cancellationToken)
     {
         using var activity = ExportTelemetry.ActivitySource.StartActivity("helios.export.part");
@@ -201,7 +185,7 @@ public sealed partial class ExportPartitionRunner(
         activity?.SetTag("helios.export.resources", count);
         activity?.SetTag("helios.export.bytes", writer.BytesWritten);
         await writer.PublishAsync(cancellationToken);
-        var file = new ExportFile(lease.JobId, fileName, lease.Kind, lease.Type, lease.PartitionNo, partNo, count, writer.BytesWritten);
+        var file = new ExportFile(lease.JobId, fileName, lease.Kind == ExportFileKinds.Deleted ? ExportFileKinds.Deleted : ExportFileKinds.Output, lease.Type, lease.PartitionNo, partNo, count, writer.BytesWritten);
         if (!await jobs.CommitPartAsync(lease, file, cursor, cancellationToken))
         {
             // Stale: someone else holds the partition now (or the export ended). This part was never committed, and
@@ -258,10 +242,8 @@ public sealed partial class ExportPartitionRunner(
 
     private async Task OnJobCompletedAsync(ExportJob job, CancellationToken cancellationToken)
     {
-        if (job.Request.Level != ExportLevel.System)
-        {
-            await source.DeletePatientSetAsync(job.Id, cancellationToken);
-        }
+        // The population and the associated-resource sets.
+        await source.DeletePatientSetAsync(job.Id, cancellationToken);
 
         ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "completed"));
         ExportTelemetry.JobDuration.Record((timeProvider.GetUtcNow() - job.CreatedAt).TotalSeconds,

@@ -22,6 +22,7 @@ public sealed partial class ExportPlanner(
     IExportFileStore files,
     IExportScheduler scheduler,
     SearchParameterRegistry registry,
+    ExportRanges ranges,
     IOptions<ExportOptions> options,
     ILogger<ExportPlanner> logger)
 {
@@ -46,12 +47,13 @@ public sealed partial class ExportPlanner(
             }
 
             var partitions = new List<ExportPartitionPlan>();
-            var types = await ResolveTypesAsync(job, cancellationToken);
-            foreach (var type in types)
+            var types = (await ResolveTypesAsync(job, cancellationToken)).ToList();
+            var associated = await ResolveAssociatedAsync(job, types, cancellationToken);
+            foreach (var (type, kind) in types.Select(t => (t, ExportFileKinds.Output)).Concat(associated.Select(t => (t, ExportFileKinds.Associated))))
             {
                 foreach (var range in await source.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
                 {
-                    partitions.Add(new ExportPartitionPlan(partitions.Count, type, range.AfterSeq, range.UpToSeq, range.Rows));
+                    partitions.Add(new ExportPartitionPlan(partitions.Count, type, range.AfterSeq, range.UpToSeq, range.Rows) { Kind = kind });
                 }
             }
 
@@ -115,6 +117,58 @@ public sealed partial class ExportPlanner(
         }
 
         return types.ToList();
+    }
+
+    /// <summary>
+    /// <c>includeAssociatedData</c>: fills the id sets of the associated resources and returns their types. Provenance
+    /// (Relevant wins over Latest, the least restrictive) leaves <paramref name="types"/> and is read from its set: every
+    /// Provenance naming an exported resource, plus those the level selects anyway; or only the latest per exported
+    /// resource. <c>_referenced</c> adds, per other type, what the exported resources reference.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> ResolveAssociatedAsync(ExportJob job, List<string> types, CancellationToken cancellationToken)
+    {
+        var requested = job.Request.AssociatedData ?? [];
+        if (requested.Count == 0)
+        {
+            return [];
+        }
+
+        var associated = new List<string>();
+        var relevant = requested.Contains(AssociatedData.RelevantProvenance);
+        var latest = !relevant && requested.Contains(AssociatedData.LatestProvenance);
+        var provenanceSet = ExportRanges.AssociatedSetId(job.Id, "Provenance");
+        var sources = types.Where(t => t != "Provenance").ToList();
+        // A system export of every Provenance already holds all the relevant ones.
+        if (latest || (relevant && !(job.Request.Level == ExportLevel.System && types.Contains("Provenance"))))
+        {
+            foreach (var type in sources)
+            {
+                await source.FillProvenanceSetAsync(provenanceSet, ranges.Selected(job, type), latest, cancellationToken);
+            }
+
+            if (relevant && types.Contains("Provenance"))
+            {
+                await source.FillIdSetAsync(provenanceSet, ranges.Selected(job, "Provenance"), cancellationToken);
+            }
+
+            types.Remove("Provenance");
+            associated.Add("Provenance");
+        }
+
+        if (requested.Contains(AssociatedData.Referenced))
+        {
+            var present = await source.GetTypesAsync(job.SnapshotSeq, cancellationToken);
+            var targets = present.Where(t => !types.Contains(t) && !associated.Contains(t)).ToList();
+            foreach (var type in sources)
+            {
+                await source.FillReferencedSetsAsync(ExportRanges.AssociatedSetPrefix(job.Id), ranges.Selected(job, type), targets, cancellationToken);
+            }
+
+            var filled = await source.CountSetsAsync(ExportRanges.AssociatedSetPrefix(job.Id), cancellationToken);
+            associated.AddRange(targets.Where(t => filled.GetValueOrDefault(ExportRanges.AssociatedSetId(job.Id, t)) > 0));
+        }
+
+        return associated;
     }
 
     /// <summary>The outcome of fixing the population: a fatal error, and warnings for the error file (requested

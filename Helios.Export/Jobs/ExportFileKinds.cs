@@ -7,4 +7,8 @@ public static class ExportFileKinds
 
     /// <summary>Deleted-resources files (<c>_since</c> exports): NDJSON of transaction Bundles with DELETE entries.</summary>
     public const string Deleted = "deleted";
+
+    /// <summary>A partition kind, not a file kind: resources associated with the export (<c>includeAssociatedData</c>),
+    /// chosen by id from a set the planner filled; their files are <see cref="Output"/>.</summary>
+    public const string Associated = "associated";
 }

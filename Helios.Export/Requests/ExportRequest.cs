@@ -38,6 +38,9 @@ public sealed record ExportRequest
         return applying.Count > 0 ? applying : null;
     }
 
+    /// <summary><c>includeAssociatedData</c>: values of <see cref="Requests.AssociatedData"/>, or null.</summary>
+    public IReadOnlyList<string>? AssociatedData { get; init; }
+
     /// <summary><c>patient</c> (Patient and Group level): only these patients' compartments (ids).</summary>
     public IReadOnlyList<string>? Patients { get; init; }
 

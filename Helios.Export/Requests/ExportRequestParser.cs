@@ -15,7 +15,7 @@ public static partial class ExportRequestParser
     /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
     private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
     {
-        "includeAssociatedData", "organizeOutputBy", "allowPartialManifests",
+        "organizeOutputBy", "allowPartialManifests",
     };
 
     /// <summary>Search result parameters, which shape a search's answer rather than select resources: the IG says
@@ -178,6 +178,7 @@ public static partial class ExportRequestParser
         List<string>? patients = null;
         List<ExportTypeFilter>? filters = null;
         List<string>? elements = null;
+        List<string>? associated = null;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -232,6 +233,22 @@ public static partial class ExportRequestParser
                         if (ParseTypeFilter(query, level, knownTypes, compartmentTypes, filterParser, Refuse) is { } filter)
                         {
                             filters.Add(filter);
+                        }
+                    }
+
+                    break;
+                case "includeAssociatedData":
+                    associated ??= [];
+                    foreach (var value in values)
+                    {
+                        // A Coding (STU4) arrives as its code.
+                        if (!AssociatedData.Supported.Contains(value, StringComparer.Ordinal))
+                        {
+                            Refuse($"includeAssociatedData '{value}' is not supported: use {AssociatedData.LatestProvenance}, {AssociatedData.RelevantProvenance}, or {AssociatedData.Referenced} (the resources of other types that exported resources reference).");
+                        }
+                        else if (!associated.Contains(value, StringComparer.Ordinal))
+                        {
+                            associated.Add(value);
                         }
                     }
 
@@ -297,6 +314,7 @@ public static partial class ExportRequestParser
         {
             TypeFilters = filters is { Count: > 0 } ? filters : null,
             Elements = elements is { Count: > 0 } ? elements : null,
+            AssociatedData = associated is { Count: > 0 } ? associated : null,
             Until = until,
             Patients = patients,
             Level = level,

@@ -37,7 +37,28 @@ public interface IExportSource
     /// <summary>Fills a named set with every Patient current (not deleted) at the snapshot; returns how many.</summary>
     Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken);
 
+    /// <summary>Removes a named set and the sets named after it (<c>setId:...</c>).</summary>
     Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// For the resources <paramref name="exported"/> selects (its key bounds ignored), adds the ids of what they
+    /// reference among <paramref name="targetTypes"/> to the sets named <paramref name="setPrefix"/> + target type
+    /// (references known to the search index: those of the reference search parameters). Returns rows added.
+    /// </summary>
+    Task<long> FillReferencedSetsAsync(string setPrefix, SnapshotRange exported, IReadOnlyCollection<string> targetTypes, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Adds to the set <paramref name="setId"/> the Provenance current at the snapshot whose <c>target</c> is one of
+    /// the resources <paramref name="exported"/> selects: all of them, or with <paramref name="latestOnly"/> only the
+    /// most recently written one per target. Returns rows added.
+    /// </summary>
+    Task<long> FillProvenanceSetAsync(string setId, SnapshotRange exported, bool latestOnly, CancellationToken cancellationToken);
+
+    /// <summary>The sizes of the non-empty sets whose names start with <paramref name="prefix"/>, by name.</summary>
+    Task<IReadOnlyDictionary<string, long>> CountSetsAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>Adds the ids of the resources <paramref name="exported"/> selects to the set <paramref name="setId"/>.</summary>
+    Task<long> FillIdSetAsync(string setId, SnapshotRange exported, CancellationToken cancellationToken);
 
     /// <summary>
     /// The export hot path: appends, as NDJSON (one line each), the stored JSON text of the versions of

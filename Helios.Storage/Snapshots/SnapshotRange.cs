@@ -17,6 +17,11 @@ public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq 
     /// files. With a patient set, the compartment is the one of the version the delete replaced.</summary>
     public bool Deleted { get; init; }
 
+    /// <summary>When set, only resources whose id is in this named id set (filled by
+    /// <see cref="IExportSource.FillReferencedSetsAsync"/> or <see cref="IExportSource.FillProvenanceSetAsync"/>): an
+    /// export's associated resources.</summary>
+    public string? IdSetId { get; init; }
+
     /// <summary>When set (<c>_typeFilter</c>), only resources matching at least one of these searches of
     /// <see cref="Type"/> (their criteria, evaluated at the snapshot; paging and sorting of the queries are not used).</summary>
     public IReadOnlyList<SearchQuery>? Filters { get; init; }

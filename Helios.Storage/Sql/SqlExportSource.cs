@@ -46,8 +46,17 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         ArgumentNullException.ThrowIfNull(range);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(range.Limit);
         var p = new SqlParameters();
+        var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE ");
+        AppendRangeConditions(sql, range, p);
+        sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
+        return (sql.ToString(), p.Values);
+    }
+
+    /// <summary>The conditions on a version row <c>r</c> of what <paramref name="range"/> selects.</summary>
+    private static void AppendRangeConditions(StringBuilder sql, SnapshotRange range, SqlParameters p)
+    {
         var snapshot = p.Add(range.SnapshotSeq);
-        var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE r.res_type = {p.Add(range.Type)}")
+        sql.Append($"r.res_type = {p.Add(range.Type)}")
             .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
             .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = {(range.Deleted ? 1 : 0)}");
         if (range.Since is { } since)
@@ -70,8 +79,78 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
                 : $" AND EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = {compartmentSeq})");
         }
 
-        sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
-        return (sql.ToString(), p.Values);
+        if (range.IdSetId is { } idSet)
+        {
+            sql.Append($" AND r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {p.Add(idSet)})");
+        }
+    }
+
+    /// <summary>A version row <c>alias</c> current (and not deleted) at the snapshot parameter.</summary>
+    private static string CurrentAt(string alias, string snapshot) =>
+        $"{alias}.seq <= {snapshot} AND ({alias}.next_seq IS NULL OR {alias}.next_seq > {snapshot}) AND {alias}.deleted = 0";
+
+    public async Task<long> FillReferencedSetsAsync(string setPrefix, SnapshotRange exported, IReadOnlyCollection<string> targetTypes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(exported);
+        ArgumentNullException.ThrowIfNull(targetTypes);
+        if (targetTypes.Count == 0)
+        {
+            return 0;
+        }
+
+        var p = new SqlParameters();
+        var sql = new StringBuilder($"INSERT INTO patient_sets (set_id, patient_id) SELECT DISTINCT {p.Add(setPrefix)} || x.target_type, x.target_id FROM resources r JOIN idx_reference x ON x.seq = r.seq WHERE ");
+        AppendRangeConditions(sql, exported, p);
+        sql.Append(" AND x.target_type IN (").AppendJoin(", ", targetTypes.Select(t => p.Add(t))).Append(") ON CONFLICT DO NOTHING");
+        return await store.ExecuteAsync(sql.ToString(), p.Values, cancellationToken);
+    }
+
+    public async Task<long> FillProvenanceSetAsync(string setId, SnapshotRange exported, bool latestOnly, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(exported);
+        var target = SearchParameterRegistry.Instance.Find("Provenance", "target")
+            ?? throw new InvalidOperationException("The search parameter Provenance.target is not registered.");
+        var p = new SqlParameters();
+        var set = p.Add(setId);
+        var snapshot = p.Add(exported.SnapshotSeq);
+        // The Provenance rows naming an exported resource as target, found through the reference index.
+        var provenance = new StringBuilder(
+            $"FROM resources r JOIN idx_reference x ON {SearchSqlBuilder.KeyCondition(target, "x.pid")} AND x.target_id = r.res_id AND x.target_type = r.res_type " +
+            $"JOIN resources v ON v.seq = x.seq AND v.res_type = 'Provenance' AND {CurrentAt("v", snapshot)} WHERE ");
+        AppendRangeConditions(provenance, exported, p);
+        var sql = latestOnly
+            ? $"INSERT INTO patient_sets (set_id, patient_id) SELECT DISTINCT {set}, l.res_id FROM resources l WHERE l.seq IN (SELECT MAX(v.seq) {provenance} GROUP BY r.res_id) ON CONFLICT DO NOTHING"
+            : $"INSERT INTO patient_sets (set_id, patient_id) SELECT DISTINCT {set}, v.res_id {provenance} ON CONFLICT DO NOTHING";
+        return await store.ExecuteAsync(sql, p.Values, cancellationToken);
+    }
+
+    public async Task<IReadOnlyDictionary<string, long>> CountSetsAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(prefix);
+        await using var connection = await store.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        // Names from prefix (inclusive) up to the prefix with its last character raised by one.
+        command.CommandText = "SELECT set_id, COUNT(*) FROM patient_sets WHERE set_id >= @from AND set_id < @to GROUP BY set_id";
+        SqlResourceStore.AddParameter(command, "@from", prefix);
+        SqlResourceStore.AddParameter(command, "@to", prefix[..^1] + (char)(prefix[^1] + 1));
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return counts;
+    }
+
+    public async Task<long> FillIdSetAsync(string setId, SnapshotRange exported, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(exported);
+        var p = new SqlParameters();
+        var sql = new StringBuilder($"INSERT INTO patient_sets (set_id, patient_id) SELECT {p.Add(setId)}, r.res_id FROM resources r WHERE ");
+        AppendRangeConditions(sql, exported, p);
+        sql.Append(" ON CONFLICT DO NOTHING");
+        return await store.ExecuteAsync(sql.ToString(), p.Values, cancellationToken);
     }
 
     private async IAsyncEnumerable<StoredResource> StreamAsync(
@@ -178,5 +257,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
             [new("@set", setId), new("@s", snapshotSeq)], cancellationToken);
 
     public async Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken) =>
-        await store.ExecuteAsync("DELETE FROM patient_sets WHERE set_id = @set", [new("@set", setId)], cancellationToken);
+        // The set and those named "setId:..." (';' sorts right after ':').
+        await store.ExecuteAsync("DELETE FROM patient_sets WHERE set_id = @set OR (set_id > @from AND set_id < @to)",
+            [new("@set", setId), new("@from", setId + ":"), new("@to", setId + ";")], cancellationToken);
 }

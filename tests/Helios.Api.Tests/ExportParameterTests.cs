@@ -196,4 +196,105 @@ public abstract partial class ExportContract<TFactory>
         Assert.Equal(HttpStatusCode.Accepted, lenient.StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, (await _client.Api.DeleteAsync(lenient.Content.Headers.ContentLocation!.AbsoluteUri)).StatusCode);
     }
+
+    private async Task<Dictionary<string, List<JsonElement>>> ExportAsync(string url)
+    {
+        var lines = await _client.DownloadOutputAsync(await _client.WaitForManifestAsync(await _client.KickoffAsync(url)));
+        foreach (var (type, resources) in lines)
+        {
+            // Each resource once, whichever way it was reached.
+            Assert.True(resources.Count == resources.Select(r => r.GetProperty("id").GetString()).Distinct().Count(), $"{url}: a {type} was exported twice");
+        }
+
+        return lines;
+    }
+
+    private static List<string> Mine(Dictionary<string, List<JsonElement>> lines, string type, string tag) =>
+        [.. (lines.GetValueOrDefault(type) ?? []).Select(r => r.GetProperty("id").GetString()!).Where(id => id.EndsWith(tag, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+
+    [Fact]
+    public async Task IncludeAssociatedData_AddsProvenanceAndReferencedResources_EachOnce()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        string Id(string name) => $"{name}-{tag}";
+        Provenance ProvenanceOf(string id, params string[] targets) => new()
+        {
+            Id = Id(id), Recorded = DateTimeOffset.UtcNow, Target = [.. targets.Select(t => new ResourceReference(t))],
+            Agent = [new Provenance.AgentComponent { Who = new ResourceReference("Practitioner/" + Id("pr")) }],
+        };
+        Encounter EncounterOf(string id, string patient, string practitioner) => new()
+        {
+            Id = Id(id), Status = Encounter.EncounterStatus.Finished, Class = new Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB"),
+            Subject = new ResourceReference("Patient/" + Id(patient)),
+            Participant = [new Encounter.ParticipantComponent { Individual = new ResourceReference("Practitioner/" + Id(practitioner)) }],
+            ServiceProvider = new ResourceReference("Organization/" + Id("org")),
+            Location = [new Encounter.LocationComponent { Location = new ResourceReference("Location/" + Id("loc")) }],
+        };
+        await Store.WriteAsync(
+        [
+            ResourceWrite.Update(new Practitioner { Id = Id("pr") }), ResourceWrite.Update(new Practitioner { Id = Id("pr2") }),
+            ResourceWrite.Update(new Organization { Id = Id("org") }), ResourceWrite.Update(new Location { Id = Id("loc") }),
+            ResourceWrite.Update(new Medication { Id = Id("med") }),
+            ResourceWrite.Update(new Patient { Id = Id("p") }), ResourceWrite.Update(new Patient { Id = Id("q") }),
+            ResourceWrite.Update(EncounterOf("e", "p", "pr")), ResourceWrite.Update(EncounterOf("qe", "q", "pr2")),
+            ResourceWrite.Update(new MedicationRequest
+            {
+                Id = Id("mr"), Status = MedicationRequest.MedicationrequestStatus.Active, Intent = MedicationRequest.MedicationRequestIntent.Order,
+                Subject = new ResourceReference("Patient/" + Id("p")), Medication = new ResourceReference("Medication/" + Id("med")),
+                Requester = new ResourceReference("Practitioner/" + Id("pr")),
+            }),
+            ResourceWrite.Update(new Group { Id = Id("g"), Type = Group.GroupType.Person, Actual = true, Member = [new() { Entity = new ResourceReference("Patient/" + Id("p")) }] }),
+        ], CancellationToken.None);
+        // Written one after another: prov2 is the latest for the Encounter.
+        foreach (var provenance in new[] { ProvenanceOf("prov0", "Patient/" + Id("p")), ProvenanceOf("prov1", "Encounter/" + Id("e")), ProvenanceOf("prov2", "Encounter/" + Id("e"), "MedicationRequest/" + Id("mr")), ProvenanceOf("prov3", "Encounter/" + Id("qe")) })
+        {
+            await Store.WriteAsync([ResourceWrite.Update(provenance)], CancellationToken.None);
+        }
+
+        var group = $"/Group/{Id("g")}/$export?_type=Patient,Encounter,MedicationRequest,Provenance";
+        var referenced = await ExportAsync(group + "&includeAssociatedData=_referenced");
+        Assert.Equal([Id("pr")], Mine(referenced, "Practitioner", tag));
+        Assert.Equal([Id("org")], Mine(referenced, "Organization", tag));
+        Assert.Equal([Id("loc")], Mine(referenced, "Location", tag));
+        Assert.Equal([Id("med")], Mine(referenced, "Medication", tag));
+        Assert.Equal([Id("prov0")], Mine(referenced, "Provenance", tag)); // the compartment's own, as without the parameter
+
+        var relevant = await ExportAsync(group + "&includeAssociatedData=RelevantProvenanceResources");
+        Assert.Equal([Id("prov0"), Id("prov1"), Id("prov2")], Mine(relevant, "Provenance", tag));
+        Assert.DoesNotContain("Practitioner", relevant.Keys);
+
+        var latest = await ExportAsync(group + "&includeAssociatedData=LatestProvenanceResources");
+        Assert.Equal([Id("prov0"), Id("prov2")], Mine(latest, "Provenance", tag));
+        // Both given: the least restrictive (Relevant) applies.
+        Assert.Equal([Id("prov0"), Id("prov1"), Id("prov2")], Mine(await ExportAsync(group + "&includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources"), "Provenance", tag));
+        Assert.Equal([Id("prov2")], Mine(await ExportAsync($"/Group/{Id("g")}/$export?_type=Encounter&includeAssociatedData=LatestProvenanceResources"), "Provenance", tag));
+
+        // Patient level reaches q too; system level from Encounters only.
+        var patients = await ExportAsync("/Patient/$export?_type=Encounter&includeAssociatedData=_referenced,RelevantProvenanceResources");
+        Assert.Equal([Id("pr"), Id("pr2")], Mine(patients, "Practitioner", tag));
+        Assert.Equal([Id("prov1"), Id("prov2"), Id("prov3")], Mine(patients, "Provenance", tag));
+        var system = await ExportAsync("/$export?_type=Encounter,MedicationRequest&includeAssociatedData=_referenced,RelevantProvenanceResources");
+        Assert.Equal([Id("med")], Mine(system, "Medication", tag));
+        Assert.Equal([Id("p"), Id("q")], Mine(system, "Patient", tag));
+        Assert.Equal([Id("prov1"), Id("prov2"), Id("prov3")], Mine(system, "Provenance", tag));
+
+        // POST with the STU4 Coding form.
+        var post = await _client.SendKickoffAsync($"/Group/{Id("g")}/$export", HttpMethod.Post, """
+            {"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Encounter"},
+              {"name":"includeAssociatedData","valueCoding":{"system":"http://hl7.org/fhir/uv/bulkdata/CodeSystem/include-associated-data","code":"LatestProvenanceResources"}}]}
+            """);
+        Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
+        var posted = await _client.DownloadOutputAsync(await _client.WaitForManifestAsync(post.Content.Headers.ContentLocation!.AbsoluteUri));
+        Assert.Equal([Id("prov2")], Mine(posted, "Provenance", tag));
+    }
+
+    [Fact]
+    public async Task IncludeAssociatedData_RefusesUnknownValues_UnlessLenient()
+    {
+        var refused = await _client.SendKickoffAsync("/$export?includeAssociatedData=_everything");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("_everything", await refused.OutcomeTextAsync(), StringComparison.Ordinal);
+        var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync("/$export?_type=Organization&includeAssociatedData=_everything", ("Prefer", "respond-async, handling=lenient")));
+        Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains("_everything", StringComparison.Ordinal));
+    }
 }

@@ -64,11 +64,13 @@ internal sealed class EngineHarness : IAsyncDisposable
 
     public ExportKickoff Kickoff() => new(Jobs, Store, Source, Scheduler, Clock, Microsoft.Extensions.Options.Options.Create(Options));
 
+    private static ExportRanges Ranges { get; } = new(new SearchQueryParser(SearchParameterRegistry.Instance));
+
     public ExportPlanner Planner() =>
-        new(Jobs, Source, Files, Scheduler, SearchParameterRegistry.Instance, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPlanner>.Instance);
+        new(Jobs, Source, Files, Scheduler, SearchParameterRegistry.Instance, Ranges, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPlanner>.Instance);
 
     public ExportPartitionRunner Runner() =>
-        new(Jobs, Source, Files, new SearchQueryParser(SearchParameterRegistry.Instance), new ExportWorkerIdentity(), Clock, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPartitionRunner>.Instance);
+        new(Jobs, Source, Files, Ranges, new ExportWorkerIdentity(), Clock, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPartitionRunner>.Instance);
 
     public ExportSupervisor Supervisor(bool resetLeasesOnStartup = false) =>
         new(Jobs, Files, Source, Scheduler, Clock, Microsoft.Extensions.Options.Options.Create(Options), new ExportSupervisorSettings(resetLeasesOnStartup), NullLogger<ExportSupervisor>.Instance);
