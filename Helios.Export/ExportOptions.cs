@@ -83,6 +83,13 @@ public sealed class ExportOptions
     /// <summary>Lifetime of a presigned download URL.</summary>
     public TimeSpan PresignedUrlLifetime { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>A Group export with <c>_since</c>: what it returns of a patient who became a member after <c>_since</c>
+    /// (not an active member of the Group as it was then: added in a later version, or a <c>member.period.start</c>
+    /// after it). <see cref="NewGroupMemberData.ChangesOnly"/> (the default) applies <c>_since</c> to everyone;
+    /// <see cref="NewGroupMemberData.AllData"/> exports such a patient's whole compartment, so the client gets the
+    /// history it never had.</summary>
+    public NewGroupMemberData GroupSinceNewMembers { get; set; } = NewGroupMemberData.ChangesOnly;
+
     /// <summary>Fault injection for tests and drills: a pause before each batch a partition reads.</summary>
     public TimeSpan DelayPerBatch { get; set; } = TimeSpan.Zero;
 }

@@ -207,7 +207,7 @@ public sealed partial class ExportPlanner(
                 return null;
             case ExportLevel.Group:
             {
-                var members = await ResolveGroupAsync(job, cancellationToken);
+                var members = await ResolveGroupAsync(job, job.SnapshotSeq, job.TransactionTime, cancellationToken);
                 if (members is null)
                 {
                     return new PatientSetResult($"Group/{job.Request.GroupId} did not exist at the export's transaction time.", []);
@@ -225,6 +225,15 @@ public sealed partial class ExportPlanner(
 
                 await source.DeletePatientSetAsync(job.Id, cancellationToken);
                 await source.AddToPatientSetAsync(job.Id, members, cancellationToken);
+                if (job.Request.Since is { } since && options.Value.GroupSinceNewMembers == NewGroupMemberData.AllData)
+                {
+                    // Members who were not active members of the Group as it was at _since get all their data.
+                    var then = await ResolveGroupAsync(job, await source.GetSeqAtAsync(since, cancellationToken), since, cancellationToken) ?? [];
+                    var joined = members.Except(then, StringComparer.Ordinal).ToList();
+                    await source.AddToPatientSetAsync(ExportRanges.NewMembersSetId(job.Id), joined, cancellationToken);
+                    LogNewMembers(logger, job.Id, joined.Count);
+                }
+
                 return new PatientSetResult(null, warnings);
             }
 
@@ -233,9 +242,10 @@ public sealed partial class ExportPlanner(
         }
     }
 
-    /// <summary>The patient members of the Group as of the snapshot: nested Groups flattened (each visited once),
-    /// inactive members and members whose period does not cover the transaction time left out.</summary>
-    private async Task<IReadOnlyCollection<string>?> ResolveGroupAsync(ExportJob job, CancellationToken cancellationToken)
+    /// <summary>The patient members of the Group as of key <paramref name="seq"/> and instant <paramref name="at"/> (the
+    /// snapshot, or <c>_since</c>): nested Groups flattened (each visited once), inactive members and members whose
+    /// period does not cover <paramref name="at"/> left out; null when the Group did not exist then.</summary>
+    private async Task<IReadOnlyCollection<string>?> ResolveGroupAsync(ExportJob job, long seq, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var visited = new HashSet<string>(StringComparer.Ordinal);
@@ -249,7 +259,7 @@ public sealed partial class ExportPlanner(
                 continue;
             }
 
-            var group = await source.ReadAtSnapshotAsync("Group", groupId, job.SnapshotSeq, cancellationToken);
+            var group = await source.ReadAtSnapshotAsync("Group", groupId, seq, cancellationToken);
             if (group is null || group.IsDeleted)
             {
                 if (first)
@@ -262,7 +272,7 @@ public sealed partial class ExportPlanner(
             }
 
             first = false;
-            foreach (var (type, id) in GroupMembers.Active(group.Json, job.TransactionTime, job.BaseUrl))
+            foreach (var (type, id) in GroupMembers.Active(group.Json, at, job.BaseUrl))
             {
                 if (type == "Patient")
                 {
@@ -314,6 +324,9 @@ public sealed partial class ExportPlanner(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} could not be planned")]
     private static partial void LogPlanFailed(ILogger logger, Exception exception, string jobId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId}: {Count} Group members joined after _since and get all their data")]
+    private static partial void LogNewMembers(ILogger logger, string jobId, int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId}: nested Group/{GroupId} does not exist at the snapshot; its members are skipped")]
     private static partial void LogNestedGroupMissing(ILogger logger, string jobId, string groupId);

@@ -15,6 +15,10 @@ public sealed class ExportRanges(SearchQueryParser searchParser)
 
     public static string AssociatedSetPrefix(string jobId) => jobId + ":assoc:";
 
+    /// <summary>The set of a Group export's members who joined after <c>_since</c> and get all their data (see
+    /// <see cref="ExportOptions.GroupSinceNewMembers"/>; empty under the default policy).</summary>
+    public static string NewMembersSetId(string jobId) => jobId + ":new";
+
     /// <summary>The resources of <paramref name="type"/> the export selects at its level: the population, <c>_since</c>
     /// and <c>_typeFilter</c> applied.</summary>
     public SnapshotRange Selected(ExportJob job, string type, long afterSeq = 0, long upToSeq = long.MaxValue, int limit = 10_000) =>
@@ -22,6 +26,7 @@ public sealed class ExportRanges(SearchQueryParser searchParser)
         {
             PatientSetId = job.Request.Level == ExportLevel.System ? null : job.Id,
             Since = job.Request.Since,
+            SinceExemptSetId = job.Request is { Level: ExportLevel.Group, Since: not null } ? NewMembersSetId(job.Id) : null,
             Filters = FiltersFor(job.Request, type),
         };
 
@@ -30,7 +35,7 @@ public sealed class ExportRanges(SearchQueryParser searchParser)
     public SnapshotRange ForPartition(ExportJob job, PartitionLease lease, long afterSeq, int limit) => lease.Kind switch
     {
         ExportFileKinds.Associated => new SnapshotRange(lease.Type, job.SnapshotSeq, afterSeq, lease.UpToSeq, limit) { IdSetId = AssociatedSetId(job.Id, lease.Type) },
-        ExportFileKinds.Deleted => Selected(job, lease.Type, afterSeq, lease.UpToSeq, limit) with { Deleted = true, Filters = null },
+        ExportFileKinds.Deleted => Selected(job, lease.Type, afterSeq, lease.UpToSeq, limit) with { Deleted = true, Filters = null, SinceExemptSetId = null },
         _ => Selected(job, lease.Type, afterSeq, lease.UpToSeq, limit),
     };
 

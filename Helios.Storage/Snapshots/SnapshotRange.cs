@@ -12,6 +12,10 @@ public sealed record SnapshotRange(string Type, long SnapshotSeq, long AfterSeq 
     /// <summary>When set, only versions last updated strictly after this instant (<c>_since</c>).</summary>
     public DateTimeOffset? Since { get; init; }
 
+    /// <summary>With <see cref="Since"/>: resources in the compartment of a patient of this named set are selected
+    /// whatever their last update (members who joined a Group after <c>_since</c>).</summary>
+    public string? SinceExemptSetId { get; init; }
+
     /// <summary>Instead of resources, the deletions: tombstones current at the snapshot, each copied as a one-entry
     /// transaction Bundle (<c>request.method</c> DELETE, <c>request.url</c> Type/id), the manifest's <c>deleted</c>
     /// files. With a patient set, the compartment is the one of the version the delete replaced.</summary>

@@ -59,9 +59,14 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         sql.Append($"r.res_type = {p.Add(range.Type)}")
             .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
             .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = {(range.Deleted ? 1 : 0)}");
+        // A tombstone has no compartment rows: the version it replaced (whose next_seq is the tombstone) has them.
+        var compartmentSeq = range.Deleted ? "(SELECT v.seq FROM resources v WHERE v.next_seq = r.seq)" : "r.seq";
         if (range.Since is { } since)
         {
-            sql.Append($" AND r.last_updated > {p.Add(FhirDateRange.ToMicros(since))}");
+            var changed = $"r.last_updated > {p.Add(FhirDateRange.ToMicros(since))}";
+            sql.Append(range.SinceExemptSetId is { } exempt
+                ? $" AND ({changed} OR {InPatientSet(range.Type, p.Add(exempt), compartmentSeq)})"
+                : $" AND {changed}");
         }
 
         if (range.Filters is { Count: > 0 } filters)
@@ -71,12 +76,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
 
         if (range.PatientSetId is { } setId)
         {
-            var set = p.Add(setId);
-            // A tombstone has no compartment rows: the version it replaced (whose next_seq is the tombstone) has them.
-            var compartmentSeq = range.Deleted ? "(SELECT v.seq FROM resources v WHERE v.next_seq = r.seq)" : "r.seq";
-            sql.Append(range.Type == "Patient"
-                ? $" AND r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {set})"
-                : $" AND EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = {compartmentSeq})");
+            sql.Append(" AND ").Append(InPatientSet(range.Type, p.Add(setId), compartmentSeq));
         }
 
         if (range.IdSetId is { } idSet)
@@ -84,6 +84,12 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
             sql.Append($" AND r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {p.Add(idSet)})");
         }
     }
+
+    /// <summary>Row <c>r</c> is a patient of the set, or in the compartment (of version <paramref name="compartmentSeq"/>)
+    /// of one.</summary>
+    private static string InPatientSet(string type, string set, string compartmentSeq) => type == "Patient"
+        ? $"r.res_id IN (SELECT patient_id FROM patient_sets WHERE set_id = {set})"
+        : $"EXISTS (SELECT 1 FROM compartment c JOIN patient_sets m ON m.patient_id = c.patient_id AND m.set_id = {set} WHERE c.seq = {compartmentSeq})";
 
     /// <summary>A version row <c>alias</c> current (and not deleted) at the snapshot parameter.</summary>
     private static string CurrentAt(string alias, string snapshot) =>

@@ -297,4 +297,55 @@ public abstract partial class ExportContract<TFactory>
         var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync("/$export?_type=Organization&includeAssociatedData=_everything", ("Prefer", "respond-async, handling=lenient")));
         Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains("_everything", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task GroupSince_NewMembers_GetChangesOnly_OrAllTheirData_AsConfigured()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        string Id(string name) => $"gs-{name}-{tag}";
+        async Task<DateTimeOffset> WriteAsync(Resource resource) =>
+            (await Store.WriteAsync([ResourceWrite.Update(resource)], CancellationToken.None))[0].Resource!.LastUpdated;
+        Observation ObservationOf(string id, string patient) => new()
+        {
+            Id = Id(id), Status = ObservationStatus.Final, Code = new CodeableConcept("http://loinc.org", "8867-4"), Subject = new ResourceReference("Patient/" + Id(patient)),
+        };
+
+        foreach (var patient in new[] { "a", "b", "c" })
+        {
+            await WriteAsync(new Patient { Id = Id(patient) });
+            await WriteAsync(ObservationOf(patient + "-old", patient));
+        }
+
+        var group = new Group { Id = Id("g"), Type = Group.GroupType.Person, Actual = true, Member = [new() { Entity = new ResourceReference("Patient/" + Id("a")) }] };
+        var since = await WriteAsync(group);
+        await Task.Delay(5);
+        // After _since: b is added in a new version of the Group, c with a period that starts after _since, and a changes.
+        group.Member.Add(new Group.MemberComponent { Entity = new ResourceReference("Patient/" + Id("b")) });
+        group.Member.Add(new Group.MemberComponent
+        {
+            Entity = new ResourceReference("Patient/" + Id("c")),
+            Period = new Period { StartElement = new FhirDateTime(since.AddMilliseconds(1).ToUniversalTime()) },
+        });
+        await WriteAsync(group);
+        await WriteAsync(ObservationOf("a-new", "a"));
+        await Task.Delay(5);
+
+        var url = $"/Group/{Id("g")}/$export?_type=Patient,Observation&_since={Uri.EscapeDataString(since.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture))}";
+        var changesOnly = await ExportAsync(url);
+        Assert.Equal([Id("a-new")], Mine(changesOnly, "Observation", tag));
+        Assert.Empty(Mine(changesOnly, "Patient", tag));
+
+        var options = factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Helios.Export.ExportOptions>>().Value;
+        options.GroupSinceNewMembers = Helios.Export.NewGroupMemberData.AllData;
+        try
+        {
+            var allData = await ExportAsync(url);
+            Assert.Equal([Id("a-new"), Id("b-old"), Id("c-old")], Mine(allData, "Observation", tag));
+            Assert.Equal([Id("b"), Id("c")], Mine(allData, "Patient", tag));
+        }
+        finally
+        {
+            options.GroupSinceNewMembers = Helios.Export.NewGroupMemberData.ChangesOnly;
+        }
+    }
 }
