@@ -81,10 +81,24 @@ public static class ExportApi
     {
         var job = await FindLiveJobAsync(jobId, services, cancellationToken);
         var options = services.Options.Value;
+        var paged = job.Request.AllowPartialManifests;
+        var page = ManifestPage(request, job);
         switch (job.Status)
         {
             case ExportJobStatus.Accepted or ExportJobStatus.Running:
                 var retryAfter = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+                var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
+                var progressText = job.Status == ExportJobStatus.Accepted
+                    ? "planning"
+                    : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)";
+                if (paged && job.Status == ExportJobStatus.Running && await services.Jobs.EnsureManifestPageAsync(jobId, page, cancellationToken))
+                {
+                    // allowPartialManifests: the page of files committed so far (fixed once served), while the rest runs.
+                    response.Headers.RetryAfter = retryAfter;
+                    response.Headers["X-Progress"] = progressText;
+                    return await ManifestAsync(job, page, StatusCodes.Status202Accepted, request, response, services, cancellationToken);
+                }
+
                 if (options.PollThrottleFraction > 0 &&
                     !await services.Jobs.TryRecordPollAsync(jobId, TimeSpan.FromSeconds(options.RetryAfterSeconds * options.PollThrottleFraction), cancellationToken))
                 {
@@ -96,21 +110,50 @@ public static class ExportApi
                     };
                 }
 
-                var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
                 return new FhirResult(new FhirResponse(202, null))
                 {
                     Headers =
                     {
                         ["Retry-After"] = retryAfter,
-                        ["X-Progress"] = job.Status == ExportJobStatus.Accepted
-                            ? "planning"
-                            : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)",
+                        ["X-Progress"] = progressText,
                     },
                 };
             case ExportJobStatus.Failed:
                 throw new FhirOperationException(500, "The export failed: " + (job.Error ?? "no reason was recorded."), OperationOutcome.IssueType.Exception);
         }
 
+        if (paged && !await services.Jobs.EnsureManifestPageAsync(jobId, page, cancellationToken) && page > 1)
+        {
+            throw new FhirOperationException(404, $"Export {jobId} has no manifest page {page}: follow the manifest's next link.", OperationOutcome.IssueType.NotFound);
+        }
+
+        return await ManifestAsync(job, paged ? page : null, StatusCodes.Status200OK, request, response, services, cancellationToken);
+    }
+
+    /// <summary>The manifest page asked for (<c>?page=n</c>, 1 when absent); only exports with
+    /// <c>allowPartialManifests</c> have pages beyond the first.</summary>
+    private static int ManifestPage(HttpRequest request, ExportJob job)
+    {
+        if (!request.Query.TryGetValue("page", out var text))
+        {
+            return 1;
+        }
+
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var page) || page < 1 || (page > 1 && !job.Request.AllowPartialManifests))
+        {
+            throw new FhirOperationException(404, $"Export {job.Id} has no manifest page '{text}': follow the manifest's next link.", OperationOutcome.IssueType.NotFound);
+        }
+
+        return page;
+    }
+
+    /// <summary>The manifest: every file, or (<paramref name="page"/> given) the output and deleted files of that page,
+    /// with a next link when a later page exists, which is created here when new files were committed.</summary>
+    private static async Task<IResult> ManifestAsync(
+        ExportJob job, int? page, int statusCode, HttpRequest request, HttpResponse response, ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        var options = services.Options.Value;
+        var jobId = job.Id;
         var files = await services.Jobs.GetFilesAsync(jobId, cancellationToken);
         // Files served by the Api are admitted exactly as $export is (the same token, when auth is configured);
         // presigned URLs need none.
@@ -119,7 +162,7 @@ public static class ExportApi
         async Task<List<ExportManifestOutput>> OutputsAsync(string kind)
         {
             var outputs = new List<ExportManifestOutput>();
-            foreach (var file in files.Where(f => f.Kind == kind))
+            foreach (var file in files.Where(f => f.Kind == kind && (page is null || kind == ExportFileKinds.Error || f.ManifestPage == page)))
             {
                 var url = direct
                     ? (await services.Files.GetPresignedUrlAsync(jobId, file.FileName, options.PresignedUrlLifetime, cancellationToken)).AbsoluteUri
@@ -136,11 +179,17 @@ public static class ExportApi
             return outputs;
         }
 
+        IReadOnlyList<ExportManifestLink>? link = page is { } current && await services.Jobs.EnsureManifestPageAsync(jobId, current + 1, cancellationToken)
+            ? [new ExportManifestLink("next", ExportRoutes.StatusUrl(baseUrl, jobId) + "?page=" + (current + 1).ToString(CultureInfo.InvariantCulture))]
+            : null;
         var manifest = new ExportManifest(
             FormatInstant(job.TransactionTime), job.RequestUrl, RequiresAccessToken: !direct,
-            await OutputsAsync(ExportFileKinds.Output), await OutputsAsync(ExportFileKinds.Deleted), await OutputsAsync(ExportFileKinds.Error));
+            await OutputsAsync(ExportFileKinds.Output), await OutputsAsync(ExportFileKinds.Deleted), await OutputsAsync(ExportFileKinds.Error))
+        {
+            Link = link,
+        };
         response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
-        return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, "application/json; charset=utf-8");
+        return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, "application/json; charset=utf-8", statusCode);
     }
 
     public static async Task<FhirResult> CancelAsync(string jobId, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
@@ -170,9 +219,12 @@ public static class ExportApi
         string jobId, string fileName, HttpRequest request, HttpResponse response, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
     {
         var job = await FindLiveJobAsync(jobId, services, cancellationToken);
-        if (job.Status != ExportJobStatus.Completed || await services.Jobs.GetFileAsync(jobId, fileName, cancellationToken) is null)
+        var file = await services.Jobs.GetFileAsync(jobId, fileName, cancellationToken);
+        // Files are served once the export is complete, or once a partial manifest (allowPartialManifests) listed them.
+        var listed = job.Status == ExportJobStatus.Completed || (job.Status == ExportJobStatus.Running && file is { ManifestPage: not null });
+        if (file is null || !listed)
         {
-            throw new FhirOperationException(404, $"Export {jobId} has no file '{fileName}' (files are served once the export is complete; the manifest lists them).", OperationOutcome.IssueType.NotFound);
+            throw new FhirOperationException(404, $"Export {jobId} has no file '{fileName}' (files are served once a manifest lists them).", OperationOutcome.IssueType.NotFound);
         }
 
         if (job.ExpiresAt is { } expires)

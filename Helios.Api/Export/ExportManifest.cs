@@ -9,4 +9,15 @@ public sealed record ExportManifest(
     [property: JsonPropertyName("requiresAccessToken")] bool RequiresAccessToken,
     [property: JsonPropertyName("output")] IReadOnlyList<ExportManifestOutput> Output,
     [property: JsonPropertyName("deleted")] IReadOnlyList<ExportManifestOutput> Deleted,
-    [property: JsonPropertyName("error")] IReadOnlyList<ExportManifestOutput> Error);
+    [property: JsonPropertyName("error")] IReadOnlyList<ExportManifestOutput> Error)
+{
+    /// <summary>With <c>allowPartialManifests</c>: the next manifest page, once it exists.</summary>
+    [JsonPropertyName("link")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ExportManifestLink>? Link { get; init; }
+}
+
+/// <summary>A manifest link (Bulk Data STU3): <c>relation</c> is always <c>next</c>.</summary>
+public sealed record ExportManifestLink(
+    [property: JsonPropertyName("relation")] string Relation,
+    [property: JsonPropertyName("url")] string Url);

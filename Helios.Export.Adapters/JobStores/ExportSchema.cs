@@ -10,6 +10,7 @@ internal static class ExportSchema
         ["ALTER TABLE export_jobs ADD COLUMN trace_parent TEXT NULL"],
         ["ALTER TABLE export_jobs ADD COLUMN last_polled_at BIGINT NULL"],
         ["ALTER TABLE export_partitions ADD COLUMN kind TEXT NOT NULL DEFAULT 'output'"],
+        ["ALTER TABLE export_files ADD COLUMN manifest_page INTEGER NULL"],
     ];
 
     private static string[] Version1 =>

@@ -322,10 +322,38 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         return await reader.ReadAsync(cancellationToken) ? ReadFile(jobId, reader) : null;
     }
 
-    private const string FileColumns = "file_name, kind, res_type, partition_no, part_no, resource_count, byte_count";
+    private const string FileColumns = "file_name, kind, res_type, partition_no, part_no, resource_count, byte_count, manifest_page";
 
     private static ExportFile ReadFile(string jobId, DbDataReader reader) =>
-        new(jobId, reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt64(5), reader.GetInt64(6));
+        new(jobId, reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt64(5), reader.GetInt64(6))
+        {
+            ManifestPage = reader.IsDBNull(7) ? null : reader.GetInt32(7),
+        };
+
+    public async Task<bool> EnsureManifestPageAsync(string jobId, int page, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(page);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // Serialize page creation of one job (two Apis answering two polls must not both create page n).
+        await ExecAsync(connection, transaction, LockJobSql, [("@j", jobId)], cancellationToken);
+        var last = await ScalarAsync(connection, transaction, "SELECT COALESCE(MAX(manifest_page), 0) FROM export_files WHERE job_id = @j", [("@j", jobId)], cancellationToken);
+        if (page <= last)
+        {
+            return true;
+        }
+
+        if (page > last + 1)
+        {
+            return false;
+        }
+
+        var added = await ExecAsync(connection, transaction,
+            "UPDATE export_files SET manifest_page = @p WHERE job_id = @j AND manifest_page IS NULL AND kind IN ('output', 'deleted')",
+            [("@j", jobId), ("@p", page)], cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return added > 0;
+    }
 
     public async Task<ExportProgress> GetProgressAsync(string jobId, CancellationToken cancellationToken)
     {

@@ -50,6 +50,14 @@ public interface IExportJobStore
 
     Task<IReadOnlyList<ExportFile>> GetFilesAsync(string jobId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Makes sure manifest page <paramref name="page"/> (from 1) of a job exists: an existing page is left as it is (a
+    /// served page never changes); the page after the last one is created from the output and deleted files committed
+    /// and not yet on a page, when there are any. False when the page does not exist (nothing new to put on it, or a
+    /// page further on was asked for).
+    /// </summary>
+    Task<bool> EnsureManifestPageAsync(string jobId, int page, CancellationToken cancellationToken);
+
     Task<ExportFile?> GetFileAsync(string jobId, string fileName, CancellationToken cancellationToken);
 
     Task<ExportProgress> GetProgressAsync(string jobId, CancellationToken cancellationToken);

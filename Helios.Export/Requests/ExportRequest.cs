@@ -41,6 +41,10 @@ public sealed record ExportRequest
     /// <summary><c>includeAssociatedData</c>: values of <see cref="Requests.AssociatedData"/>, or null.</summary>
     public IReadOnlyList<string>? AssociatedData { get; init; }
 
+    /// <summary><c>allowPartialManifests</c> (STU3): while the export runs, status polls may answer with manifest pages
+    /// of the files committed so far, each linking to the next.</summary>
+    public bool AllowPartialManifests { get; init; }
+
     /// <summary><c>patient</c> (Patient and Group level): only these patients' compartments (ids).</summary>
     public IReadOnlyList<string>? Patients { get; init; }
 

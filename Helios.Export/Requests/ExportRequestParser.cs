@@ -15,7 +15,7 @@ public static partial class ExportRequestParser
     /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
     private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
     {
-        "organizeOutputBy", "allowPartialManifests",
+        "organizeOutputBy",
     };
 
     /// <summary>Search result parameters, which shape a search's answer rather than select resources: the IG says
@@ -179,6 +179,7 @@ public static partial class ExportRequestParser
         List<ExportTypeFilter>? filters = null;
         List<string>? elements = null;
         List<string>? associated = null;
+        var partialManifests = false;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -236,6 +237,15 @@ public static partial class ExportRequestParser
                         }
                     }
 
+                    break;
+                case "allowPartialManifests":
+                    if (group.Count() != 1 || values.Count != 1 || values[0] is not ("true" or "false"))
+                    {
+                        Refuse($"allowPartialManifests must be given once, as true or false, not '{string.Join(",", group.Select(p => p.Value))}'.");
+                        break;
+                    }
+
+                    partialManifests = values[0] == "true";
                     break;
                 case "includeAssociatedData":
                     associated ??= [];
@@ -315,6 +325,7 @@ public static partial class ExportRequestParser
             TypeFilters = filters is { Count: > 0 } ? filters : null,
             Elements = elements is { Count: > 0 } ? elements : null,
             AssociatedData = associated is { Count: > 0 } ? associated : null,
+            AllowPartialManifests = partialManifests,
             Until = until,
             Patients = patients,
             Level = level,

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using Helios.Export.Files;
 using Helios.Storage;
 using Hl7.Fhir.Model;
@@ -133,6 +134,75 @@ public abstract class ExportRunContract<TFactory>(TFactory factory) : IClassFixt
         var again = await _client.KickoffAsync("/$export?_type=Organization");
         await _client.WaitForManifestAsync(again);
         Assert.Equal(HttpStatusCode.Accepted, (await _client.Api.DeleteAsync(await _client.KickoffAsync("/$export"))).StatusCode);
+    }
+
+    [Fact]
+    public async Task PartialManifests_ListCommittedFilesWhileRunning_PagesNeverChange_AndTogetherHoldEverythingOnce()
+    {
+        var expected = await factory.Services.GetRequiredService<IResourceStore>().CountByTypeAsync(CancellationToken.None);
+        var statusUrl = await _client.KickoffAsync("/$export?allowPartialManifests=true");
+        JsonElement? first = null;
+        var downloadedWhileRunning = 0;
+        while (first is null)
+        {
+            var response = await _client.PollAsync(statusUrl);
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"the export ended ({(int)response.StatusCode}) before a partial manifest was seen");
+            if (response.Content.Headers.ContentType?.MediaType == "application/json")
+            {
+                var page = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+                Assert.NotEqual(0, page.GetProperty("output").GetArrayLength());
+                // Listed files can be fetched at once, complete, while the export still runs.
+                foreach (var file in page.GetProperty("output").EnumerateArray())
+                {
+                    var text = await (await _client.GetFileAsync(file.GetProperty("url").GetString()!)).Content.ReadAsStringAsync();
+                    Assert.Equal(file.GetProperty("count").GetInt64(), text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+                    downloadedWhileRunning++;
+                }
+
+                first = page;
+            }
+            else
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.True(downloadedWhileRunning > 0);
+        var final = await _client.WaitForManifestAsync(statusUrl);
+        // Page 1 is what it was when first served; only a link may have been added.
+        Assert.Equal(first.Value.GetProperty("output").GetRawText(), final.GetProperty("output").GetRawText());
+        Assert.Equal(first.Value.GetProperty("transactionTime").GetString(), final.GetProperty("transactionTime").GetString());
+
+        var pages = new List<JsonElement> { final };
+        while (pages[^1].TryGetProperty("link", out var link))
+        {
+            var next = Assert.Single(link.EnumerateArray());
+            Assert.Equal("next", next.GetProperty("relation").GetString());
+            pages.Add(await _client.WaitForManifestAsync(next.GetProperty("url").GetString()!));
+            Assert.Equal(final.GetProperty("request").GetString(), pages[^1].GetProperty("request").GetString());
+            Assert.Equal(final.GetProperty("error").GetRawText(), pages[^1].GetProperty("error").GetRawText());
+        }
+
+        Assert.True(pages.Count > 1, "the files committed after the first page should be on later pages");
+        var urls = pages.SelectMany(p => p.GetProperty("output").EnumerateArray()).Select(f => f.GetProperty("url").GetString()).ToList();
+        Assert.Equal(urls.Count, urls.Distinct().Count());
+        var ids = new Dictionary<string, HashSet<string>>();
+        foreach (var page in pages)
+        {
+            foreach (var (type, set) in ExportClient.IdsByType(await _client.DownloadOutputAsync(page)))
+            {
+                var all = ids.TryGetValue(type, out var known) ? known : ids[type] = [];
+                Assert.All(set, id => Assert.True(all.Add(id), $"{type}/{id} is on two pages"));
+            }
+        }
+
+        foreach (var (type, count) in expected)
+        {
+            Assert.True(count == ids[type].Count, $"{type}: expected {count}, exported {ids.GetValueOrDefault(type)?.Count}");
+        }
+
+        var missing = await _client.PollAsync(statusUrl + "?page=" + (pages.Count + 1));
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
 }
 

@@ -35,6 +35,8 @@ public sealed class ExportRequestParserTests
     [InlineData("_elements", "Patient.name.given")]
     [InlineData("_typeFilter", "Patient?no-such-parameter=true")]
     [InlineData("organizeOutputBy", "Patient")]
+    [InlineData("allowPartialManifests", "yes")]
+    [InlineData("includeAssociatedData", "_everything")]
     [InlineData("bogus", "1")]
     public void Strict_RefusesWithAMessage_Lenient_IgnoresAndRecords(string name, string value)
     {
