@@ -171,7 +171,8 @@ public static class ExportApi
                 {
                     ExportFileKinds.Error => "OperationOutcome",
                     ExportFileKinds.Deleted => "Bundle",
-                    _ => file.Type,
+                    // Organized output files mix types: the IG says type SHALL NOT be given then.
+                    _ => job.Request.OrganizeOutputBy is null ? file.Type : null,
                 };
                 outputs.Add(new ExportManifestOutput(type, url, file.ResourceCount));
             }
@@ -187,6 +188,7 @@ public static class ExportApi
             await OutputsAsync(ExportFileKinds.Output), await OutputsAsync(ExportFileKinds.Deleted), await OutputsAsync(ExportFileKinds.Error))
         {
             Link = link,
+            OutputOrganizedBy = job.Request.OrganizeOutputBy,
         };
         response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
         return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, "application/json; charset=utf-8", statusCode);

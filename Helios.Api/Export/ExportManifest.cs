@@ -11,6 +11,11 @@ public sealed record ExportManifest(
     [property: JsonPropertyName("deleted")] IReadOnlyList<ExportManifestOutput> Deleted,
     [property: JsonPropertyName("error")] IReadOnlyList<ExportManifestOutput> Error)
 {
+    /// <summary>With <c>organizeOutputBy</c>: the resource type the output files are organized by.</summary>
+    [JsonPropertyName("outputOrganizedBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? OutputOrganizedBy { get; init; }
+
     /// <summary>With <c>allowPartialManifests</c>: the next manifest page, once it exists.</summary>
     [JsonPropertyName("link")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -13,5 +13,9 @@ internal static class ExportFileNames
     public static string DeletedPart(string type, int partitionNo, int partNo, long token) =>
         string.Create(CultureInfo.InvariantCulture, $"{type}-deleted-{partitionNo:D4}-{partNo:D3}-{token}.ndjson");
 
+    /// <summary><c>patients-{partition}-{part}-{token}.ndjson</c>: patient blocks (<c>organizeOutputBy=Patient</c>).</summary>
+    public static string BlocksPart(int partitionNo, int partNo, long token) =>
+        string.Create(CultureInfo.InvariantCulture, $"patients-{partitionNo:D4}-{partNo:D3}-{token}.ndjson");
+
     public const string IgnoredParameters = "OperationOutcome-ignored-parameters.ndjson";
 }

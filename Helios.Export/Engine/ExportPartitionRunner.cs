@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Helios.Export.Diagnostics;
 using Helios.Export.Files;
 using Helios.Export.Jobs;
-using Helios.Storage.Fhir;
 using Helios.Storage.Snapshots;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -127,9 +126,9 @@ public sealed partial class ExportPartitionRunner(
         ISnapshotSink? sink = null;
         string? fileName = null;
         long inPart = 0;
-        var projection = lease.Kind != ExportFileKinds.Deleted && job.Request.ElementsFor(lease.Type) is { } elements
-            ? ElementsProjection.For(lease.Type, elements)
-            : null;
+        // _elements: each line projected by its own type (patient blocks mix types; headers pass through).
+        var projected = lease.Kind != ExportFileKinds.Deleted && job.Request.Elements is not null;
+        var blocks = lease.Kind == ExportFileKinds.PatientBlocks;
         try
         {
             while (true)
@@ -141,17 +140,24 @@ public sealed partial class ExportPartitionRunner(
 
                 if (writer is null)
                 {
-                    fileName = lease.Kind == ExportFileKinds.Deleted
-                        ? ExportFileNames.DeletedPart(lease.Type, lease.PartitionNo, partNo, lease.Token)
-                        : ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token);
+                    fileName = lease.Kind switch
+                    {
+                        ExportFileKinds.Deleted => ExportFileNames.DeletedPart(lease.Type, lease.PartitionNo, partNo, lease.Token),
+                        ExportFileKinds.PatientBlocks => ExportFileNames.BlocksPart(lease.PartitionNo, partNo, lease.Token),
+                        _ => ExportFileNames.Part(lease.Type, lease.PartitionNo, partNo, lease.Token),
+                    };
                     writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
-                    sink = projection is null ? writer : new ProjectingSink(writer, projection);
+                    sink = projected ? new ProjectingSink(writer, job.Request) : writer;
                     inPart = 0;
                 }
 
-                var range = ranges.ForPartition(job, lease, cursor, settings.ReadBatchRows);
-                // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized.
-                var copy = await source.CopySnapshotAsync(range, sink!, settings.MaxPartBytes - writer.BytesWritten, cancellationToken);
+                // Stored JSON text goes to the part as UTF-8 bytes, never parsed or re-serialized (unless _elements).
+                var room = settings.MaxPartBytes - writer.BytesWritten;
+                var copy = blocks
+                    ? await source.CopyPatientBlocksAsync(
+                        ExportRanges.BlockPatients(job, cursor, lease.UpToSeq, Math.Max(1, settings.ReadBatchRows / 100)),
+                        ranges.BlockPatientSelection(job), ranges.BlockMembers(job), sink!, room, cancellationToken)
+                    : await source.CopySnapshotAsync(ranges.ForPartition(job, lease, cursor, settings.ReadBatchRows), sink!, room, cancellationToken);
                 inPart += copy.Rows;
                 cursor = copy.LastSeq;
                 if (inPart > 0 && (writer.BytesWritten >= settings.MaxPartBytes || copy.Exhausted))

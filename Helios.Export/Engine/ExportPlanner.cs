@@ -48,8 +48,23 @@ public sealed partial class ExportPlanner(
 
             var partitions = new List<ExportPartitionPlan>();
             var types = (await ResolveTypesAsync(job, cancellationToken)).ToList();
+            var notes = new List<string>();
+            var organized = job.Request.OrganizeOutputBy == "Patient";
+            if (organized)
+            {
+                var outside = types.Where(t => !registry.PatientCompartmentTypeSet.Contains(t)).ToList();
+                if (outside.Count > 0)
+                {
+                    notes.Add($"organizeOutputBy=Patient: {string.Join(", ", outside)} belong to no Patient compartment, so they are in no patient block and were left out (export them without organizeOutputBy, or add includeAssociatedData=_referenced for those the patients' data references).");
+                    types.RemoveAll(outside.Contains);
+                }
+            }
+
             var associated = await ResolveAssociatedAsync(job, types, cancellationToken);
-            foreach (var (type, kind) in types.Select(t => (t, ExportFileKinds.Output)).Concat(associated.Select(t => (t, ExportFileKinds.Associated))))
+            IEnumerable<(string Type, string Kind)> work = organized
+                ? types.Count > 0 ? [("Patient", ExportFileKinds.PatientBlocks)] : []
+                : types.Select(t => (t, ExportFileKinds.Output));
+            foreach (var (type, kind) in work.Concat(associated.Select(t => (t, ExportFileKinds.Associated))))
             {
                 foreach (var range in await source.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
                 {
@@ -67,7 +82,7 @@ public sealed partial class ExportPlanner(
             }
 
             var extraFiles = new List<ExportFile>();
-            IReadOnlyList<string> warnings = [.. job.Request.Ignored, .. patientSet?.Warnings ?? []];
+            IReadOnlyList<string> warnings = [.. job.Request.Ignored, .. patientSet?.Warnings ?? [], .. notes];
             if (warnings.Count > 0)
             {
                 extraFiles.Add(await WriteWarningsAsync(job, warnings, cancellationToken));
@@ -138,8 +153,7 @@ public sealed partial class ExportPlanner(
         var latest = !relevant && requested.Contains(AssociatedData.LatestProvenance);
         var provenanceSet = ExportRanges.AssociatedSetId(job.Id, "Provenance");
         var sources = types.Where(t => t != "Provenance").ToList();
-        // A system export of every Provenance already holds all the relevant ones.
-        if (latest || (relevant && !(job.Request.Level == ExportLevel.System && types.Contains("Provenance"))))
+        if (ExportRanges.ProvenanceFromSet(job.Request, types.Contains("Provenance")))
         {
             foreach (var type in sources)
             {
@@ -202,6 +216,8 @@ public sealed partial class ExportPlanner(
             }
 
             case ExportLevel.Patient:
+            case ExportLevel.System when job.Request.OrganizeOutputBy is not null:
+                // Every Patient (patient blocks read the population from a set at every level).
                 await source.DeletePatientSetAsync(job.Id, cancellationToken);
                 await source.FillPatientSetFromSnapshotAsync(job.Id, job.SnapshotSeq, cancellationToken);
                 return null;

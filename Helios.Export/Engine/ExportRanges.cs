@@ -1,5 +1,6 @@
 using Helios.Export.Jobs;
 using Helios.Export.Requests;
+using Helios.Storage.Indexing;
 using Helios.Storage.Search;
 using Helios.Storage.Snapshots;
 
@@ -7,8 +8,41 @@ namespace Helios.Export.Engine;
 
 /// <summary>What an export reads of one type, as snapshot ranges: the same conditions for the planner (associated
 /// sets) and the partition runs.</summary>
-public sealed class ExportRanges(SearchQueryParser searchParser)
+public sealed class ExportRanges(SearchQueryParser searchParser, SearchParameterRegistry registry)
 {
+    /// <summary>Whether the export reads Provenance from its associated set (<c>includeAssociatedData</c>) instead of
+    /// selecting it like other types: always for Latest; for Relevant unless a system export selects every Provenance
+    /// anyway (Relevant, the least restrictive, wins when both are given).</summary>
+    public static bool ProvenanceFromSet(ExportRequest request, bool provenanceSelected)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var requested = request.AssociatedData ?? [];
+        var relevant = requested.Contains(AssociatedData.RelevantProvenance);
+        var latest = !relevant && requested.Contains(AssociatedData.LatestProvenance);
+        return latest || (relevant && !(request.Level == ExportLevel.System && provenanceSelected));
+    }
+
+    /// <summary>The Patients of an <c>organizeOutputBy=Patient</c> partition: the population (a set at every level
+    /// then), by key, <paramref name="limit"/> at a time.</summary>
+    public static SnapshotRange BlockPatients(ExportJob job, long afterSeq, long upToSeq, int limit) =>
+        new("Patient", job.SnapshotSeq, afterSeq, upToSeq, limit) { PatientSetId = job.Id };
+
+    /// <summary>Whether a patient's block holds the Patient itself (its selection), or null when Patient is not exported.</summary>
+    public SnapshotRange? BlockPatientSelection(ExportJob job) =>
+        job.Request.Types is null || job.Request.Types.Contains("Patient") ? Selected(job, "Patient") : null;
+
+    /// <summary>The selections of the compartment types in a patient's block.</summary>
+    public IReadOnlyList<SnapshotRange> BlockMembers(ExportJob job)
+    {
+        var types = (job.Request.Types ?? registry.PatientCompartmentTypes).Where(t => t != "Patient" && registry.PatientCompartmentTypeSet.Contains(t)).ToList();
+        if (ProvenanceFromSet(job.Request, types.Contains("Provenance")))
+        {
+            types.Remove("Provenance");
+        }
+
+        return [.. types.Order(StringComparer.Ordinal).Select(t => Selected(job, t))];
+    }
+
     /// <summary>The name of the id set of a type's associated resources (<c>includeAssociatedData</c>); it is removed
     /// with the job's patient set, whose name it extends.</summary>
     public static string AssociatedSetId(string jobId, string type) => AssociatedSetPrefix(jobId) + type;

@@ -45,6 +45,10 @@ public sealed record ExportRequest
     /// of the files committed so far, each linking to the next.</summary>
     public bool AllowPartialManifests { get; init; }
 
+    /// <summary><c>organizeOutputBy</c> (STU3): <c>Patient</c> or null. Files then hold one block per patient (a
+    /// header, the Patient, its compartment's resources), a block never split across files.</summary>
+    public string? OrganizeOutputBy { get; init; }
+
     /// <summary><c>patient</c> (Patient and Group level): only these patients' compartments (ids).</summary>
     public IReadOnlyList<string>? Patients { get; init; }
 

@@ -12,12 +12,6 @@ namespace Helios.Export.Requests;
 /// </summary>
 public static partial class ExportRequestParser
 {
-    /// <summary>Bulk Data parameters Helios recognizes but does not implement yet.</summary>
-    private static readonly HashSet<string> s_notYetSupported = new(StringComparer.Ordinal)
-    {
-        "organizeOutputBy",
-    };
-
     /// <summary>Search result parameters, which shape a search's answer rather than select resources: the IG says
     /// they SHALL NOT be used in a <c>_typeFilter</c>.</summary>
     private static readonly HashSet<string> s_resultParameters = new(StringComparer.Ordinal)
@@ -180,6 +174,7 @@ public static partial class ExportRequestParser
         List<string>? elements = null;
         List<string>? associated = null;
         var partialManifests = false;
+        string? organizeBy = null;
         var format = ExportFormats.FhirNdjson;
         foreach (var group in parameters.GroupBy(p => p.Key, StringComparer.Ordinal))
         {
@@ -237,6 +232,15 @@ public static partial class ExportRequestParser
                         }
                     }
 
+                    break;
+                case "organizeOutputBy":
+                    if (group.Count() != 1 || values.Count != 1 || values[0] != "Patient")
+                    {
+                        Refuse($"organizeOutputBy '{string.Join(",", group.Select(p => p.Value))}' is not supported: output can be organized by Patient only.");
+                        break;
+                    }
+
+                    organizeBy = values[0];
                     break;
                 case "allowPartialManifests":
                     if (group.Count() != 1 || values.Count != 1 || values[0] is not ("true" or "false"))
@@ -298,9 +302,7 @@ public static partial class ExportRequestParser
 
                     break;
                 default:
-                    Refuse(s_notYetSupported.Contains(group.Key)
-                        ? $"The $export parameter {group.Key} is not supported by this server yet."
-                        : $"'{group.Key}' is not a parameter of $export.");
+                    Refuse($"'{group.Key}' is not a parameter of $export.");
                     break;
             }
         }
@@ -326,6 +328,7 @@ public static partial class ExportRequestParser
             Elements = elements is { Count: > 0 } ? elements : null,
             AssociatedData = associated is { Count: > 0 } ? associated : null,
             AllowPartialManifests = partialManifests,
+            OrganizeOutputBy = organizeBy,
             Until = until,
             Patients = patients,
             Level = level,

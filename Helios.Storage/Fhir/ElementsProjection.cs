@@ -50,7 +50,13 @@ public sealed class ElementsProjection
     {
         var reader = new Utf8JsonReader(json);
         using var document = JsonDocument.ParseValue(ref reader);
-        var root = document.RootElement;
+        Write(document.RootElement, output);
+    }
+
+    /// <inheritdoc cref="Write(ReadOnlySpan{byte}, IBufferWriter{byte})"/>
+    public void Write(JsonElement root, IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
         if (root.ValueKind != JsonValueKind.Object)
         {
             throw new JsonException("A stored resource is not a JSON object.");

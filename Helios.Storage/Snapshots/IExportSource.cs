@@ -68,4 +68,16 @@ public interface IExportSource
     /// <paramref name="maxBytes"/>; the result says where it stopped (resume after it) and whether the range is exhausted.
     /// </summary>
     Task<SnapshotCopy> CopySnapshotAsync(SnapshotRange range, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// <c>organizeOutputBy=Patient</c>: for the Patients <paramref name="patients"/> selects (at most its limit, in key
+    /// order, its own since and filters ignored), appends one block each: a header line (a <c>Parameters</c> resource
+    /// whose <c>header</c> parameter references the Patient), then the Patient when <paramref name="patientSelection"/>
+    /// (null: never) selects it, then the resources of its compartment <paramref name="members"/> select (their
+    /// patient sets ignored), in key order. A patient with nothing selected gets no block. Stops after the block that
+    /// brings the bytes written to <paramref name="maxBytes"/> (a block is never split). Rows count every line written;
+    /// the last key is the last Patient's.
+    /// </summary>
+    Task<SnapshotCopy> CopyPatientBlocksAsync(
+        SnapshotRange patients, SnapshotRange? patientSelection, IReadOnlyList<SnapshotRange> members, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken);
 }

@@ -11,9 +11,26 @@ public sealed class NdjsonBuffer(ISnapshotSink sink)
     /// <summary>Bytes appended so far (flushed or not).</summary>
     public long Total { get; private set; }
 
-    /// <summary>Room for a line of this many bytes (plus its newline), flushing first when needed.</summary>
+    private byte[]? _pendingLine;
+
+    /// <summary>Lines written before the next line, if one comes (a block header that must not stand alone).</summary>
+    public long PendingLinesWritten { get; private set; }
+
+    /// <summary>A line to write just before the next appended line, or to drop if none comes (replaces one pending).</summary>
+    public void SetPendingLine(byte[]? line) => _pendingLine = line;
+
+    /// <summary>Room for a line of this many bytes (plus its newline), flushing first when needed; a pending line
+    /// is written first.</summary>
     public async ValueTask EnsureRoomAsync(int length, CancellationToken cancellationToken)
     {
+        if (_pendingLine is { } pending)
+        {
+            _pendingLine = null;
+            await EnsureRoomAsync(pending.Length, cancellationToken);
+            Append(pending);
+            PendingLinesWritten++;
+        }
+
         if (_filled + length + 1 <= _buffer.Length)
         {
             return;

@@ -31,6 +31,76 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         return new SnapshotCopy(rows, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit);
     }
 
+    public async Task<SnapshotCopy> CopyPatientBlocksAsync(
+        SnapshotRange patients, SnapshotRange? patientSelection, IReadOnlyList<SnapshotRange> members, ISnapshotSink sink, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(patients);
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(sink);
+        var list = BuildSnapshotQuery(patients with { Since = null, SinceExemptSetId = null, Filters = null }, "r.seq, r.res_id");
+        var batch = new List<(long Seq, string Id)>();
+        await using (var connection = await store.OpenAsync(cancellationToken))
+        await using (var command = SqlResourceStore.CreateCommand(connection, list.Sql, list.Parameters))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                batch.Add((reader.GetInt64(0), reader.GetString(1)));
+            }
+        }
+
+        var buffer = new NdjsonBuffer(sink);
+        long rows = 0, lastSeq = patients.AfterSeq;
+        var stoppedEarly = false;
+        foreach (var (seq, id) in batch)
+        {
+            buffer.SetPendingLine(BlockHeader(id));
+            var block = BuildBlockQuery(id, patientSelection, members);
+            var (copied, _, _) = await CopyRowsAsync(block.Sql, block.Parameters, buffer, long.MaxValue, cancellationToken);
+            buffer.SetPendingLine(null);
+            rows += copied;
+            lastSeq = seq;
+            if (buffer.Total >= maxBytes)
+            {
+                stoppedEarly = true;
+                break;
+            }
+        }
+
+        await buffer.FlushAsync(cancellationToken);
+        rows += buffer.PendingLinesWritten;
+        return new SnapshotCopy(rows, buffer.Total, lastSeq, !stoppedEarly && batch.Count < patients.Limit);
+    }
+
+    /// <summary>The header line of a patient's block (ids are FHIR ids: nothing in them needs JSON escaping).</summary>
+    private static byte[] BlockHeader(string patientId) => Encoding.UTF8.GetBytes(
+        "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"header\",\"valueReference\":{\"reference\":\"Patient/" + patientId + "\"}}]}");
+
+    /// <summary>One patient's block rows (seq, JSON): the Patient first, then its compartment's selected resources.</summary>
+    private static (string Sql, List<KeyValuePair<string, object>> Parameters) BuildBlockQuery(string patientId, SnapshotRange? patientSelection, IReadOnlyList<SnapshotRange> members)
+    {
+        var p = new SqlParameters();
+        var patient = p.Add(patientId);
+        var arms = new List<string>();
+        if (patientSelection is not null)
+        {
+            var own = new StringBuilder("SELECT 0 AS k, r.seq, r.json FROM resources r WHERE ");
+            AppendRangeConditions(own, patientSelection with { PatientSetId = null }, p);
+            arms.Add(own.Append($" AND r.res_id = {patient}").ToString());
+        }
+
+        foreach (var member in members)
+        {
+            var arm = new StringBuilder("SELECT 1 AS k, r.seq, r.json FROM resources r WHERE ");
+            AppendRangeConditions(arm, member with { PatientSetId = null }, p);
+            arms.Add(arm.Append($" AND r.seq IN (SELECT c.seq FROM compartment c WHERE c.patient_id = {patient} AND c.res_type = {p.Add(member.Type)})").ToString());
+        }
+
+        return arms.Count == 0
+            ? ("SELECT 0, '' WHERE 1 = 0", p.Values)
+            : ($"SELECT u.seq, u.json FROM ({string.Join(" UNION ALL ", arms)}) u ORDER BY u.k, u.seq", p.Values);
+    }
+
     /// <summary>The deleted-resources line of a tombstone, composed by the database (types and ids are FHIR ids:
     /// nothing in them needs JSON escaping).</summary>
     private const string DeletionBundle =

@@ -348,4 +348,74 @@ public abstract partial class ExportContract<TFactory>
             options.GroupSinceNewMembers = Helios.Export.NewGroupMemberData.ChangesOnly;
         }
     }
+
+    [Fact]
+    public async Task OrganizeOutputByPatient_WritesOneUnsplitBlockPerPatient_WithItsCompartment()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var expected = await Store.CountByTypeAsync(CancellationToken.None);
+        await Store.WriteAsync(
+        [
+            ResourceWrite.Update(new Patient { Id = $"ob-p-{tag}" }),
+            ResourceWrite.Update(Lab($"ob-o-{tag}", $"ob-p-{tag}", "laboratory", "4548-4", 6m)),
+            ResourceWrite.Update(new Group { Id = $"ob-g-{tag}", Type = Group.GroupType.Person, Actual = true, Member = [new() { Entity = new ResourceReference($"Patient/ob-p-{tag}") }] }),
+        ], CancellationToken.None);
+
+        foreach (var (path, wholeStore) in new[] { ("/$export", true), ("/Patient/$export", true), ($"/Group/ob-g-{tag}/$export", false) })
+        {
+            var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync($"{path}?organizeOutputBy=Patient"));
+            Assert.Equal("Patient", manifest.GetProperty("outputOrganizedBy").GetString());
+            var headers = new HashSet<string>();
+            var counts = new Dictionary<string, int>();
+            foreach (var file in manifest.GetProperty("output").EnumerateArray())
+            {
+                Assert.False(file.TryGetProperty("type", out _), "organized output files carry no type");
+                var text = await (await _client.GetFileAsync(file.GetProperty("url").GetString()!)).Content.ReadAsStringAsync();
+                var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                Assert.Equal(file.GetProperty("count").GetInt64(), lines.Length);
+                string? current = null;
+                foreach (var line in lines)
+                {
+                    var resource = JsonDocument.Parse(line).RootElement;
+                    var type = resource.GetProperty("resourceType").GetString()!;
+                    if (type == "Parameters")
+                    {
+                        var header = resource.GetProperty("parameter")[0];
+                        Assert.Equal("header", header.GetProperty("name").GetString());
+                        current = header.GetProperty("valueReference").GetProperty("reference").GetString()!["Patient/".Length..];
+                        Assert.True(headers.Add(current), $"{path}: the block of Patient/{current} was split or repeated");
+                        continue;
+                    }
+
+                    Assert.NotNull(current); // every file starts with a header
+                    counts[type] = counts.GetValueOrDefault(type) + 1;
+                    Assert.True(type == "Patient" ? resource.GetProperty("id").GetString() == current : line.Contains($"Patient/{current}\"", StringComparison.Ordinal),
+                        $"{path}: {type}/{resource.GetProperty("id").GetString()} is not in the compartment of Patient/{current}");
+                }
+            }
+
+            Assert.Contains($"ob-p-{tag}", headers);
+            if (wholeStore)
+            {
+                Assert.Equal(expected["Patient"] + 1, counts["Patient"]);
+                Assert.Equal(expected["Observation"] + 1, counts["Observation"]);
+                Assert.Equal(expected["Condition"], counts["Condition"]);
+                Assert.DoesNotContain("Organization", counts.Keys);
+            }
+            else
+            {
+                Assert.Equal([$"ob-p-{tag}"], headers);
+                Assert.Equal(1, counts["Observation"]);
+            }
+
+            if (path == "/$export")
+            {
+                Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains("Organization", StringComparison.Ordinal) && e.Contains("organizeOutputBy", StringComparison.Ordinal));
+            }
+        }
+
+        var refused = await _client.SendKickoffAsync("/$export?organizeOutputBy=Encounter");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("Patient only", await refused.OutcomeTextAsync(), StringComparison.Ordinal);
+    }
 }

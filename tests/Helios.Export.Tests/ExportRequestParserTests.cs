@@ -34,7 +34,7 @@ public sealed class ExportRequestParserTests
     [InlineData("_type", "Nope")]
     [InlineData("_elements", "Patient.name.given")]
     [InlineData("_typeFilter", "Patient?no-such-parameter=true")]
-    [InlineData("organizeOutputBy", "Patient")]
+    [InlineData("organizeOutputBy", "Encounter")]
     [InlineData("allowPartialManifests", "yes")]
     [InlineData("includeAssociatedData", "_everything")]
     [InlineData("bogus", "1")]

@@ -64,7 +64,7 @@ internal sealed class EngineHarness : IAsyncDisposable
 
     public ExportKickoff Kickoff() => new(Jobs, Store, Source, Scheduler, Clock, Microsoft.Extensions.Options.Options.Create(Options));
 
-    private static ExportRanges Ranges { get; } = new(new SearchQueryParser(SearchParameterRegistry.Instance));
+    private static ExportRanges Ranges { get; } = new(new SearchQueryParser(SearchParameterRegistry.Instance), SearchParameterRegistry.Instance);
 
     public ExportPlanner Planner() =>
         new(Jobs, Source, Files, Scheduler, SearchParameterRegistry.Instance, Ranges, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPlanner>.Instance);
