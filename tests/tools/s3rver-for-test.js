@@ -4,7 +4,20 @@
 //   node s3rver-for-test.js <owner-pid> <data-directory> <port>
 'use strict';
 
+const fs = require('fs/promises');
 const S3rver = require('s3rver');
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
+
+// s3rver removes a "directory" once its last object is deleted. A PUT into the same prefix at that moment has just
+// made the directory and then opens its file in it: ENOENT on a write stream without an error handler, an uncaught
+// exception that ended the server mid-run (a stale part deleted while another worker uploads to the same export, or
+// a cancel). S3 has no directories; deleting objects here leaves the empty ones in place.
+FilesystemStore.prototype.deleteObject = async function deleteObject(bucket, key) {
+  await Promise.all(['object', 'object.md5', 'metadata.json'].map(kind =>
+    fs.unlink(this.getResourcePath(bucket, key, kind)).catch(error => {
+      if (error.code !== 'ENOENT') throw error;
+    })));
+};
 
 const [ownerPid, directory, port] = process.argv.slice(2);
 if (!ownerPid || !directory || !port) {
