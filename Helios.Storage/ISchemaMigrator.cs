@@ -17,4 +17,8 @@ public interface ISchemaMigrator
 
     /// <summary>Builds every missing secondary index (and the natural-key index, if a load dropped it).</summary>
     Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken);
+
+    /// <summary>After a bulk load: refreshes the query planner's statistics, so the first queries on the new data
+    /// (an export right after the load) are not planned for empty tables.</summary>
+    Task RefreshStatisticsAsync(CancellationToken cancellationToken);
 }

@@ -64,9 +64,18 @@ public sealed partial class ExportPlanner(
             IEnumerable<(string Type, string Kind)> work = organized
                 ? types.Count > 0 ? [("Patient", ExportFileKinds.PatientBlocks)] : []
                 : types.Select(t => (t, ExportFileKinds.Output));
+            // _since: keys and instants rise together, so what changed after it has keys above the last one written by
+            // then, and the partitions start there (they read the window, not the whole store). Not when Group members
+            // who joined later get all their data.
+            var floor = job.Request.Since is { } since && patientSet?.NewMembers is null or 0
+                ? await source.GetSeqAtAsync(since, cancellationToken)
+                : 0;
             foreach (var (type, kind) in work.Concat(associated.Select(t => (t, ExportFileKinds.Associated))))
             {
-                foreach (var range in await source.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken))
+                // Associated resources go with the selection whatever their last update; a patient block is cut by
+                // its Patient's key, and an unchanged Patient may still have changed data.
+                var from = kind == ExportFileKinds.Output ? floor : 0;
+                foreach (var range in await source.GetKeyRangesAsync(type, job.SnapshotSeq, options.Value.PartitionRows, cancellationToken, from))
                 {
                     partitions.Add(new ExportPartitionPlan(partitions.Count, type, range.AfterSeq, range.UpToSeq, range.Rows) { Kind = kind });
                 }
@@ -77,7 +86,7 @@ public sealed partial class ExportPlanner(
                 // A _since export also lists what was deleted in the window: one deletions partition per type.
                 foreach (var type in types)
                 {
-                    partitions.Add(new ExportPartitionPlan(partitions.Count, type, 0, job.SnapshotSeq, 0) { Kind = ExportFileKinds.Deleted });
+                    partitions.Add(new ExportPartitionPlan(partitions.Count, type, floor, job.SnapshotSeq, 0) { Kind = ExportFileKinds.Deleted });
                 }
             }
 
@@ -187,7 +196,11 @@ public sealed partial class ExportPlanner(
 
     /// <summary>The outcome of fixing the population: a fatal error, and warnings for the error file (requested
     /// patients left out, and why).</summary>
-    private sealed record PatientSetResult(string? Error, IReadOnlyList<string> Warnings);
+    private sealed record PatientSetResult(string? Error, IReadOnlyList<string> Warnings)
+    {
+        /// <summary>Group members who joined after <c>_since</c> and get all their data.</summary>
+        public int NewMembers { get; init; }
+    }
 
     private async Task<PatientSetResult?> ResolvePatientsAsync(ExportJob job, CancellationToken cancellationToken)
     {
@@ -248,6 +261,7 @@ public sealed partial class ExportPlanner(
                     var joined = members.Except(then, StringComparer.Ordinal).ToList();
                     await source.AddToPatientSetAsync(ExportRanges.NewMembersSetId(job.Id), joined, cancellationToken);
                     LogNewMembers(logger, job.Id, joined.Count);
+                    return new PatientSetResult(null, warnings) { NewMembers = joined.Count };
                 }
 
                 return new PatientSetResult(null, warnings);

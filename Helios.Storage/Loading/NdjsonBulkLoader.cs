@@ -225,6 +225,7 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
             {
                 var buildStarted = Stopwatch.GetTimestamp();
                 await rebuild.EnsureSecondaryIndexesAsync(CancellationToken.None);
+                await rebuild.RefreshStatisticsAsync(CancellationToken.None);
                 indexBuild = Stopwatch.GetElapsedTime(buildStarted);
             }
         }

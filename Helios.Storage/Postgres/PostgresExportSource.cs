@@ -40,6 +40,11 @@ public sealed class PostgresExportSource(PostgresResourceStore store, NpgsqlData
         return (rows, lastSeq, stoppedEarly);
     }
 
+    /// <summary>A fresh set is invisible to the planner's statistics (it would plan the members' join for a handful
+    /// of rows, and loop over them for every resource); the table is small, so this takes milliseconds.</summary>
+    protected override async Task SetsChangedAsync(CancellationToken cancellationToken) =>
+        await store.ExecuteAsync("ANALYZE patient_sets", [], cancellationToken);
+
     internal static string InlineParameters(string sql, List<KeyValuePair<string, object>> parameters)
     {
         var values = parameters.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);

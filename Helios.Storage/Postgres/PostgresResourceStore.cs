@@ -95,6 +95,13 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         }, cancellationToken)));
     }
 
+    public override async Task RefreshStatisticsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand("ANALYZE", connection) { CommandTimeout = 0 };
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     private static async Task Exec(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(sql, connection, transaction);

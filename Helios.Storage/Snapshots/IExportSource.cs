@@ -26,7 +26,9 @@ public interface IExportSource
     /// upper bound of the current ones): the partitions of an export. Empty when the type has no version at or below
     /// the snapshot key. Reads only the key index.
     /// </summary>
-    Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken);
+    /// <param name="afterSeq">Only keys above this one (a <c>_since</c> export starts after the last key written by
+    /// then: keys and instants rise together).</param>
+    Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken, long afterSeq = 0);
 
     /// <summary>The version of one resource current at a snapshot (a tombstone when deleted then), or null.</summary>
     Task<StoredResource?> ReadAtSnapshotAsync(string type, string id, long snapshotSeq, CancellationToken cancellationToken);

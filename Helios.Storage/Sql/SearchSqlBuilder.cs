@@ -55,7 +55,7 @@ internal static class SearchSqlBuilder
 
     /// <summary>The criteria of a query alone, AND-ed (<c>1 = 1</c> when it has none): the conditions on one version
     /// row <c>r</c>, whichever snapshot it belongs to (index rows are kept per version).</summary>
-    public static string BuildCriteria(SearchQuery query, SqlParameters p)
+    public static string BuildCriteria(SearchQuery query, SqlParameters p, string? seqBounds = null)
     {
         if (query.Criteria.Count == 0)
         {
@@ -66,13 +66,15 @@ internal static class SearchSqlBuilder
         foreach (var criterion in query.Criteria)
         {
             sb.Append(sb.Length == 0 ? "(" : " AND ");
-            AppendCriterion(sb, criterion, p);
+            AppendCriterion(sb, criterion, p, seqBounds);
         }
 
         return sb.Append(')').ToString();
     }
 
-    private static void AppendCriterion(StringBuilder sb, SearchCriterion criterion, SqlParameters p)
+    /// <param name="seqBounds">Extra conditions on the index rows' <c>seq</c> (a key range the outer query is bounded
+    /// by as well), or null.</param>
+    private static void AppendCriterion(StringBuilder sb, SearchCriterion criterion, SqlParameters p, string? seqBounds = null)
     {
         if (criterion.Name == "_id")
         {
@@ -88,7 +90,7 @@ internal static class SearchSqlBuilder
 
         var parameter = criterion.Parameter!;
         var table = TableFor(parameter.Kind);
-        var lookup = $"SELECT seq FROM {table} WHERE {KeyCondition(parameter, "pid")}";
+        var lookup = $"SELECT seq FROM {table} WHERE {KeyCondition(parameter, "pid")}{seqBounds}";
         if (criterion.Modifier == SearchModifier.Missing)
         {
             sb.Append(criterion.Values[0].Missing ? "r.seq NOT IN (" : "r.seq IN (").Append(lookup).Append(')');

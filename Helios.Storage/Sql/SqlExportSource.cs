@@ -126,8 +126,10 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
     private static void AppendRangeConditions(StringBuilder sql, SnapshotRange range, SqlParameters p)
     {
         var snapshot = p.Add(range.SnapshotSeq);
+        var after = p.Add(range.AfterSeq);
+        var upTo = p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq));
         sql.Append($"r.res_type = {p.Add(range.Type)}")
-            .Append($" AND r.seq > {p.Add(range.AfterSeq)} AND r.seq <= {p.Add(Math.Min(range.UpToSeq, range.SnapshotSeq))}")
+            .Append($" AND r.seq > {after} AND r.seq <= {upTo}")
             .Append($" AND (r.next_seq IS NULL OR r.next_seq > {snapshot}) AND r.deleted = {(range.Deleted ? 1 : 0)}");
         // A tombstone has no compartment rows: the version it replaced (whose next_seq is the tombstone) has them.
         var compartmentSeq = range.Deleted ? "(SELECT v.seq FROM resources v WHERE v.next_seq = r.seq)" : "r.seq";
@@ -141,12 +143,19 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
 
         if (range.Filters is { Count: > 0 } filters)
         {
-            sql.Append(" AND (").AppendJoin(" OR ", filters.Select(f => SearchSqlBuilder.BuildCriteria(f, p))).Append(')');
+            // Each index lookup bounded by the key range too: its matches are read once per batch, not table-wide.
+            var bounds = $" AND seq > {after} AND seq <= {upTo}";
+            sql.Append(" AND (").AppendJoin(" OR ", filters.Select(f => SearchSqlBuilder.BuildCriteria(f, p, bounds))).Append(')');
         }
 
         if (range.PatientSetId is { } setId)
         {
-            sql.Append(" AND ").Append(InPatientSet(range.Type, p.Add(setId), compartmentSeq));
+            var set = p.Add(setId);
+            // The members' compartment rows of this type in the key range, looked up patient by patient through the
+            // (patient_id, res_type, seq) index: bounded by the range, so every batch reads only its own slice.
+            sql.Append(range.Deleted || range.Type == "Patient"
+                ? " AND " + InPatientSet(range.Type, set, compartmentSeq)
+                : $" AND r.seq IN (SELECT c.seq FROM patient_sets m JOIN compartment c ON c.patient_id = m.patient_id WHERE m.set_id = {set} AND c.res_type = {p.Add(range.Type)} AND c.seq > {after} AND c.seq <= {upTo})");
         }
 
         if (range.IdSetId is { } idSet)
@@ -178,7 +187,9 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         var sql = new StringBuilder($"INSERT INTO patient_sets (set_id, patient_id) SELECT DISTINCT {p.Add(setPrefix)} || x.target_type, x.target_id FROM resources r JOIN idx_reference x ON x.seq = r.seq WHERE ");
         AppendRangeConditions(sql, exported, p);
         sql.Append(" AND x.target_type IN (").AppendJoin(", ", targetTypes.Select(t => p.Add(t))).Append(") ON CONFLICT DO NOTHING");
-        return await store.ExecuteAsync(sql.ToString(), p.Values, cancellationToken);
+        var added = await store.ExecuteAsync(sql.ToString(), p.Values, cancellationToken);
+        await SetsChangedAsync(cancellationToken);
+        return added;
     }
 
     public async Task<long> FillProvenanceSetAsync(string setId, SnapshotRange exported, bool latestOnly, CancellationToken cancellationToken)
@@ -197,7 +208,9 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         var sql = latestOnly
             ? $"INSERT INTO patient_sets (set_id, patient_id) SELECT DISTINCT {set}, l.res_id FROM resources l WHERE l.seq IN (SELECT MAX(v.seq) {provenance} GROUP BY r.res_id) ON CONFLICT DO NOTHING"
             : $"INSERT INTO patient_sets (set_id, patient_id) SELECT DISTINCT {set}, v.res_id {provenance} ON CONFLICT DO NOTHING";
-        return await store.ExecuteAsync(sql, p.Values, cancellationToken);
+        var added = await store.ExecuteAsync(sql, p.Values, cancellationToken);
+        await SetsChangedAsync(cancellationToken);
+        return added;
     }
 
     public async Task<IReadOnlyDictionary<string, long>> CountSetsAsync(string prefix, CancellationToken cancellationToken)
@@ -226,7 +239,9 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         var sql = new StringBuilder($"INSERT INTO patient_sets (set_id, patient_id) SELECT {p.Add(setId)}, r.res_id FROM resources r WHERE ");
         AppendRangeConditions(sql, exported, p);
         sql.Append(" ON CONFLICT DO NOTHING");
-        return await store.ExecuteAsync(sql.ToString(), p.Values, cancellationToken);
+        var added = await store.ExecuteAsync(sql.ToString(), p.Values, cancellationToken);
+        await SetsChangedAsync(cancellationToken);
+        return added;
     }
 
     private async IAsyncEnumerable<StoredResource> StreamAsync(
@@ -244,7 +259,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         }
     }
 
-    public async Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken, long afterSeq = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rowsPerRange);
         var ranges = new List<KeyRange>();
@@ -252,11 +267,12 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         await using var command = connection.CreateCommand();
         // Versions, not current versions: an index-only scan of (res_type, seq) that never reads the JSON pages. The
         // counts are upper bounds of what each range exports (superseded versions and tombstones are skipped then).
-        command.CommandText = "SELECT seq FROM resources WHERE res_type = @t AND seq <= @s ORDER BY seq";
+        command.CommandText = "SELECT seq FROM resources WHERE res_type = @t AND seq > @a AND seq <= @s ORDER BY seq";
         SqlResourceStore.AddParameter(command, "@t", type);
+        SqlResourceStore.AddParameter(command, "@a", afterSeq);
         SqlResourceStore.AddParameter(command, "@s", snapshotSeq);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        long after = 0, last = 0, rows = 0;
+        long after = afterSeq, last = 0, rows = 0;
         while (await reader.ReadAsync(cancellationToken))
         {
             last = reader.GetInt64(0);
@@ -325,12 +341,21 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         }
 
         await transaction.CommitAsync(cancellationToken);
+        await SetsChangedAsync(cancellationToken);
     }
 
-    public async Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken) =>
-        await store.ExecuteAsync(
+    public async Task<long> FillPatientSetFromSnapshotAsync(string setId, long snapshotSeq, CancellationToken cancellationToken)
+    {
+        var added = await store.ExecuteAsync(
             "INSERT INTO patient_sets (set_id, patient_id) SELECT @set, res_id FROM resources WHERE res_type = 'Patient' AND seq <= @s AND (next_seq IS NULL OR next_seq > @s) AND deleted = 0 ON CONFLICT DO NOTHING",
             [new("@set", setId), new("@s", snapshotSeq)], cancellationToken);
+        await SetsChangedAsync(cancellationToken);
+        return added;
+    }
+
+    /// <summary>After a set was filled: lets the query planner know its new size (the partitions' joins with it are
+    /// planned by it), where the dialect needs that.</summary>
+    protected virtual Task SetsChangedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task DeletePatientSetAsync(string setId, CancellationToken cancellationToken) =>
         // The set and those named "setId:..." (';' sorts right after ':').

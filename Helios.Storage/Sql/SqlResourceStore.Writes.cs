@@ -18,6 +18,10 @@ public abstract partial class SqlResourceStore
     public virtual Task EnsureSecondaryIndexesAsync(CancellationToken cancellationToken) =>
         ExecuteDdlAsync([Schema.NaturalKeyIndex, .. Schema.SecondaryIndexes(IsPostgres).Select(i => $"CREATE INDEX IF NOT EXISTS {i.Name} ON {i.Definition}")], cancellationToken);
 
+    /// <summary>PostgreSQL: <c>ANALYZE</c>. SQLite plans these queries well without statistics (its planner leans on
+    /// the indexes' shapes), and gathering them over a large file takes long: nothing.</summary>
+    public virtual Task RefreshStatisticsAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public async Task<bool> TryDropNaturalKeyIndexAsync(CancellationToken cancellationToken)
     {
         // Under the writer lock, so that no write slips in between the check and the drop.

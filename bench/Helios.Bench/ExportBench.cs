@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Helios.Export.Adapters.FileStores;
+using Helios.Storage.Fhir;
 using Helios.Storage.Indexing;
 using Helios.Storage.Loading;
 using Helios.Storage.Postgres;
@@ -15,7 +16,10 @@ using Npgsql;
 /// System-level export wall time (kick-off to complete manifest) of a real Helios.Api process, next to the raw dump of
 /// the same stored JSON on the same machine in the same run (<c>sqlite3</c>; <c>psql \copy (SELECT ...) TO</c>), with
 /// the peak resident memory of the exporting process. For S3, a plain multipart upload of the raw dump's bytes with
-/// the same client shows the emulator's own speed.
+/// the same client shows the emulator's own speed. Then the filtered exports of the same run, each against the full
+/// export's rate: a Group of 2,000 patients, a <c>_typeFilter</c> export (laboratory Observations, active Conditions,
+/// active MedicationRequests), and a <c>_since</c> export whose window holds 1% of the resources (updated after the
+/// load), whose time is compared with the full export's.
 /// </summary>
 internal static class ExportBench
 {
@@ -42,10 +46,12 @@ internal static class ExportBench
             $"input: {lines} resources, {new FileInfo(ndjson).Length / 1048576.0:F1} MiB ({source}), {Environment.ProcessorCount} cores"));
         var extractor = new IndexExtractor(SearchParameterRegistry.Instance);
         string? pgConnection = null;
+        var pgSince = DateTimeOffset.MinValue;
         try
         {
             foreach (var topology in topologies)
             {
+                DateTimeOffset since;
                 var dataDirectory = Path.Combine(work, topology);
                 Directory.CreateDirectory(dataDirectory);
                 // Polls every 50 ms time the export precisely; the 429 a fast poller gets otherwise is switched off.
@@ -57,19 +63,30 @@ internal static class ExportBench
                     var store = new SqliteResourceStore(Path.Combine(dataDirectory, "helios.db"), extractor, TimeProvider.System);
                     await store.MigrateAsync(CancellationToken.None);
                     await new NdjsonBulkLoader(store, extractor) { DeferIndexesOf = store }.LoadFilesAsync([ndjson], CancellationToken.None);
+                    since = await PrepareScenariosAsync(store, ndjson);
                     SqliteConnection.ClearAllPools();
                     raw = await TimeShellAsync($"sqlite3 '{Path.Combine(dataDirectory, "helios.db")}' \"SELECT json FROM resources WHERE next_seq IS NULL AND deleted = 0 ORDER BY res_type, seq\" > '{rawFile}'", new Dictionary<string, string>());
                     environment["Helios__Topology"] = "embedded";
                 }
                 else
                 {
-                    pgConnection ??= await LoadPostgresAsync(ndjson, extractor);
+                    if (pgConnection is null)
+                    {
+                        pgConnection = await LoadPostgresAsync(ndjson, extractor);
+                        await using var dataSource = NpgsqlDataSource.Create(pgConnection);
+                        pgSince = await PrepareScenariosAsync(new PostgresResourceStore(dataSource, extractor, TimeProvider.System), ndjson);
+                    }
+
+                    since = pgSince;
                     var b = new NpgsqlConnectionStringBuilder(pgConnection);
                     raw = await TimeShellAsync(
                         $"psql -X -q -h {b.Host} -p {b.Port} -U {b.Username} -d {b.Database} -c \"\\copy (SELECT json FROM resources WHERE next_seq IS NULL AND deleted = 0 ORDER BY res_type, seq) TO '{rawFile}'\"",
                         new Dictionary<string, string> { ["PGPASSWORD"] = b.Password ?? string.Empty });
                     environment["Helios__Topology"] = "postgres-s3";
-                    environment["ConnectionStrings__helios-db"] = pgConnection;
+                    // HELIOS_BENCH_EXPLAIN=1: the server logs the plans of the Api's statements slower than 200 ms.
+                    environment["ConnectionStrings__helios-db"] = Environment.GetEnvironmentVariable("HELIOS_BENCH_EXPLAIN") == "1"
+                        ? pgConnection + ";Options=-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=200 -c auto_explain.log_analyze=on"
+                        : pgConnection;
                     if (topology == "postgres-local")
                     {
                         environment["Helios__Export__FileStore"] = "local";
@@ -85,7 +102,17 @@ internal static class ExportBench
                 }
 
                 var rawBytes = new FileInfo(rawFile).Length;
-                var (exportTime, peakBytes, exported) = await ExportAsync(environment);
+                var sinceText = Uri.EscapeDataString(since.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture));
+                string[] scenarios =
+                [
+                    "/$export",
+                    $"/Group/{BenchGroupId}/$export",
+                    "/$export?_type=Observation,Condition,MedicationRequest&_typeFilter=" + Uri.EscapeDataString("Observation?category=laboratory") +
+                        "&_typeFilter=" + Uri.EscapeDataString("Condition?clinical-status=active") + "&_typeFilter=" + Uri.EscapeDataString("MedicationRequest?status=active"),
+                    "/$export?_since=" + sinceText,
+                ];
+                var (runs, peakBytes) = await ExportAsync(environment, scenarios);
+                var (exportTime, exported) = runs[0];
                 var line = string.Create(CultureInfo.InvariantCulture,
                     $"{topology,-15} export: {exported} resources in {exportTime.TotalSeconds,6:F1} s | raw dump: {raw.TotalSeconds,6:F1} s ({rawBytes / 1048576.0:F0} MiB) | ratio {exportTime / raw:F2}x | peak RSS of the exporting process {peakBytes / 1048576.0:F0} MiB");
                 if (topology == "postgres-s3")
@@ -95,15 +122,67 @@ internal static class ExportBench
                 }
 
                 Console.WriteLine(line);
+                var fullRate = exported / exportTime.TotalSeconds;
+                foreach (var (name, (time, count)) in new[] { "Group of 2,000 patients", "_typeFilter (3 filters)", "_since (1% window)" }.Zip(runs.Skip(1)))
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{topology,-15}   {name,-24} {count,9} resources in {time.TotalSeconds,6:F1} s = {count / time.TotalSeconds,9:F0}/s ({count / time.TotalSeconds / fullRate:F2}x the full export's rate; {time / exportTime * 100:F1}% of its time)"));
+                }
+
                 File.Delete(rawFile);
             }
         }
         finally
         {
+            if (Environment.GetEnvironmentVariable("HELIOS_BENCH_EXPLAIN") == "1")
+            {
+                foreach (var log in Directory.GetDirectories(Path.GetTempPath(), "helios-pg-*").Select(d => Path.Combine(d, "log")).Where(File.Exists))
+                {
+                    File.Copy(log, Path.Combine(Path.GetTempPath(), "helios-bench-explain.log"), overwrite: true);
+                    Console.WriteLine("slow statement plans: " + Path.Combine(Path.GetTempPath(), "helios-bench-explain.log"));
+                }
+            }
+
             await (await PostgresServer.GetAsync()).DisposeAsync();
             await (await S3Server.GetAsync()).DisposeAsync();
             Directory.Delete(work, recursive: true);
         }
+    }
+
+    private const string BenchGroupId = "bench-group";
+
+    /// <summary>After the load: a Group of the first 2,000 Patients, then 1% of the resources updated (a tag added),
+    /// after the returned instant: the <c>_since</c> window.</summary>
+    private static async Task<DateTimeOffset> PrepareScenariosAsync(Helios.Storage.IResourceStore store, string ndjson)
+    {
+        var patients = File.ReadLines(ndjson).Where(l => l.Contains("\"resourceType\":\"Patient\"", StringComparison.Ordinal))
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("id").GetString()!).Take(2000).ToList();
+        var group = new Hl7.Fhir.Model.Group
+        {
+            Id = BenchGroupId, Type = Hl7.Fhir.Model.Group.GroupType.Person, Actual = true,
+            Member = [.. patients.Select(id => new Hl7.Fhir.Model.Group.MemberComponent { Entity = new Hl7.Fhir.Model.ResourceReference("Patient/" + id) })],
+        };
+        await store.WriteAsync([Helios.Storage.ResourceWrite.Update(group)], CancellationToken.None);
+        await Task.Delay(10);
+        var since = DateTimeOffset.UtcNow;
+        await Task.Delay(10);
+        var random = new Random(11);
+        var touched = File.ReadLines(ndjson).Where(_ => random.Next(100) == 0).Select(l =>
+        {
+            var resource = FhirJson.ParseResource(System.Text.Encoding.UTF8.GetBytes(l));
+            resource.Meta ??= new Hl7.Fhir.Model.Meta();
+            resource.Meta.Tag.Add(new Hl7.Fhir.Model.Coding("http://example.org/bench", "touched"));
+            return Helios.Storage.ResourceWrite.Update(resource);
+        });
+        var count = 0;
+        foreach (var chunk in touched.Chunk(1000))
+        {
+            await store.WriteAsync(chunk, CancellationToken.None);
+            count += chunk.Length;
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"scenarios: Group of {patients.Count} patients; {count} resources updated after _since"));
+        return since;
     }
 
     private static async Task<string> LoadPostgresAsync(string ndjson, IndexExtractor extractor)
@@ -138,8 +217,9 @@ internal static class ExportBench
         return watch.Elapsed;
     }
 
-    /// <summary>Starts Helios.Api, runs one system export, returns (kick-off to manifest, peak RSS, resources in the manifest).</summary>
-    private static async Task<(TimeSpan Elapsed, long PeakBytes, long Exported)> ExportAsync(Dictionary<string, string> environment)
+    /// <summary>Starts Helios.Api, runs the exports one after another, returns for each (kick-off to manifest,
+    /// resources in the manifest), and the peak RSS.</summary>
+    private static async Task<(List<(TimeSpan Elapsed, long Exported)> Runs, long PeakBytes)> ExportAsync(Dictionary<string, string> environment, IReadOnlyList<string> paths)
     {
         var api = Path.Combine(Path.GetDirectoryName(typeof(ExportBench).Assembly.Location)!.Replace(
             Path.Combine("bench", "Helios.Bench"), "Helios.Api", StringComparison.Ordinal), "Helios.Api.dll");
@@ -176,39 +256,52 @@ internal static class ExportBench
                 }
             }
 
-            var kickoff = new HttpRequestMessage(HttpMethod.Get, url + "/$export");
-            kickoff.Headers.TryAddWithoutValidation("Prefer", "respond-async");
-            var watch = Stopwatch.StartNew();
-            var accepted = await http.SendAsync(kickoff);
-            if (accepted.StatusCode != HttpStatusCode.Accepted)
+            var runs = new List<(TimeSpan, long)>();
+            foreach (var path in paths)
             {
-                throw new InvalidOperationException($"kick-off answered {(int)accepted.StatusCode}: {await accepted.Content.ReadAsStringAsync()}");
+                runs.Add(await ExportOnceAsync(http, url + path));
             }
 
-            var status = accepted.Content.Headers.ContentLocation!;
-            while (true)
-            {
-                var poll = await http.GetAsync(status);
-                if (poll.StatusCode == HttpStatusCode.OK)
-                {
-                    var elapsed = watch.Elapsed;
-                    using var manifest = JsonDocument.Parse(await poll.Content.ReadAsStringAsync());
-                    var exported = manifest.RootElement.GetProperty("output").EnumerateArray().Sum(o => o.GetProperty("count").GetInt64());
-                    return (elapsed, PeakRss(process.Id), exported);
-                }
-
-                if (poll.StatusCode != HttpStatusCode.Accepted)
-                {
-                    throw new InvalidOperationException($"status answered {(int)poll.StatusCode}: {await poll.Content.ReadAsStringAsync()}");
-                }
-
-                await Task.Delay(50);
-            }
+            return (runs, PeakRss(process.Id));
         }
         finally
         {
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
+        }
+    }
+
+    private static async Task<(TimeSpan Elapsed, long Exported)> ExportOnceAsync(HttpClient http, string url)
+    {
+        var kickoff = new HttpRequestMessage(HttpMethod.Get, url);
+        kickoff.Headers.TryAddWithoutValidation("Prefer", "respond-async");
+        var watch = Stopwatch.StartNew();
+        var accepted = await http.SendAsync(kickoff);
+        if (accepted.StatusCode != HttpStatusCode.Accepted)
+        {
+            throw new InvalidOperationException($"kick-off {url} answered {(int)accepted.StatusCode}: {await accepted.Content.ReadAsStringAsync()}");
+        }
+
+        var status = accepted.Content.Headers.ContentLocation!;
+        while (true)
+        {
+            var poll = await http.GetAsync(status);
+            if (poll.StatusCode == HttpStatusCode.OK)
+            {
+                var elapsed = watch.Elapsed;
+                using var manifest = JsonDocument.Parse(await poll.Content.ReadAsStringAsync());
+                var exported = manifest.RootElement.GetProperty("output").EnumerateArray().Sum(o => o.GetProperty("count").GetInt64());
+                // The next export starts on a clean slate (files and job rows go with the DELETE).
+                await http.DeleteAsync(status);
+                return (elapsed, exported);
+            }
+
+            if (poll.StatusCode != HttpStatusCode.Accepted)
+            {
+                throw new InvalidOperationException($"status of {url} answered {(int)poll.StatusCode}: {await poll.Content.ReadAsStringAsync()}");
+            }
+
+            await Task.Delay(50);
         }
     }
 

@@ -414,6 +414,20 @@ public abstract partial class ExportContract<TFactory>
             }
         }
 
+        // With _since: an unchanged Patient's block still carries its changed data (partitions are cut by Patient key).
+        var since = (await Store.WriteAsync([ResourceWrite.Update(Lab($"ob-o2-{tag}", $"ob-p-{tag}", "laboratory", "4548-4", 7m))], CancellationToken.None))[0].Resource!.LastUpdated.AddTicks(-10);
+        var window = await _client.WaitForManifestAsync(await _client.KickoffAsync(
+            $"/Patient/$export?organizeOutputBy=Patient&_since={Uri.EscapeDataString(since.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture))}"));
+        var windowLines = new List<string>();
+        foreach (var file in window.GetProperty("output").EnumerateArray())
+        {
+            windowLines.AddRange((await (await _client.GetFileAsync(file.GetProperty("url").GetString()!)).Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        Assert.Equal(2, windowLines.Count);
+        Assert.Contains($"Patient/ob-p-{tag}", windowLines[0], StringComparison.Ordinal);
+        Assert.Contains($"ob-o2-{tag}", windowLines[1], StringComparison.Ordinal);
+
         var refused = await _client.SendKickoffAsync("/$export?organizeOutputBy=Encounter");
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Contains("Patient only", await refused.OutcomeTextAsync(), StringComparison.Ordinal);
