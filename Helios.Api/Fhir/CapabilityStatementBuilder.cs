@@ -51,6 +51,15 @@ public sealed class CapabilityStatementBuilder(SearchParameterRegistry registry,
         return security;
     }
 
+    /// <summary>What the Bulk Data IG asks servers to document about their exports.</summary>
+    private const string ExportDocumentation =
+        "Parameters (GET or POST Parameters): _outputFormat (application/fhir+ndjson, application/ndjson, ndjson), _since, _until, _type, " +
+        "_typeFilter (any search parameter of the type's searchParam list, OR-ed per type), _elements, patient (Patient and Group level), " +
+        "includeAssociatedData (LatestProvenanceResources, RelevantProvenanceResources, and _referenced: the resources of other types the exported " +
+        "resources reference, one hop, each once), organizeOutputBy (Patient), allowPartialManifests. Files hold one resource type each (except " +
+        "organizeOutputBy), split at a configured size. Group _since: members who joined after _since get only changes, unless the server is " +
+        "configured to give them all their data (Helios:Export:GroupSinceNewMembers=AllData). Deleted resources of a _since window are listed in deleted.";
+
     private static CapabilityStatement BuildTemplate(SearchParameterRegistry registry)
     {
         var interactions = new[]
@@ -102,13 +111,14 @@ public sealed class CapabilityStatementBuilder(SearchParameterRegistry registry,
                 {
                     Name = "export",
                     Definition = type == "Patient" ? PatientExportDefinition : GroupExportDefinition,
+                    Documentation = ExportDocumentation,
                 });
             }
 
             rest.Resource.Add(component);
         }
 
-        rest.Operation.Add(new CapabilityStatement.OperationComponent { Name = "export", Definition = SystemExportDefinition });
+        rest.Operation.Add(new CapabilityStatement.OperationComponent { Name = "export", Definition = SystemExportDefinition, Documentation = ExportDocumentation });
 
         return new CapabilityStatement
         {

@@ -17,5 +17,9 @@ internal static class ExportFileNames
     public static string BlocksPart(int partitionNo, int partNo, long token) =>
         string.Create(CultureInfo.InvariantCulture, $"patients-{partitionNo:D4}-{partNo:D3}-{token}.ndjson");
 
+    /// <summary><c>OperationOutcome-{partition}-{part}-{token}.ndjson</c>: resources a partition had to leave out.</summary>
+    public static string ErrorPart(int partitionNo, int partNo, long token) =>
+        string.Create(CultureInfo.InvariantCulture, $"OperationOutcome-{partitionNo:D4}-{partNo:D3}-{token}.ndjson");
+
     public const string IgnoredParameters = "OperationOutcome-ignored-parameters.ndjson";
 }

@@ -129,6 +129,7 @@ public sealed partial class ExportPartitionRunner(
         // _elements: each line projected by its own type (patient blocks mix types; headers pass through).
         var projected = lease.Kind != ExportFileKinds.Deleted && job.Request.Elements is not null;
         var blocks = lease.Kind == ExportFileKinds.PatientBlocks;
+        var problems = new List<string>();
         try
         {
             while (true)
@@ -169,6 +170,16 @@ public sealed partial class ExportPartitionRunner(
                     partNo++;
                 }
 
+                // Resources left out (not JSON) go to an error part of this partition, committed once no data part
+                // holds rows before the cursor it commits.
+                problems.AddRange(copy.Problems);
+                if (problems.Count > 0 && (writer is null || inPart == 0))
+                {
+                    await PublishProblemsAsync(job, lease, partNo, cursor, problems, cancellationToken);
+                    problems.Clear();
+                    partNo++;
+                }
+
                 if (copy.Exhausted)
                 {
                     return exported;
@@ -182,6 +193,22 @@ public sealed partial class ExportPartitionRunner(
                 await writer.DisposeAsync();
             }
         }
+    }
+
+    private async Task PublishProblemsAsync(ExportJob job, PartitionLease lease, int partNo, long cursor, IReadOnlyList<string> problems, CancellationToken cancellationToken)
+    {
+        var fileName = ExportFileNames.ErrorPart(lease.PartitionNo, partNo, lease.Token);
+        await using var writer = await files.CreateAsync(job.Id, fileName, cancellationToken);
+        await writer.WriteAsync(ExportOutcomes.Lines(problems, "error", "structure"), cancellationToken);
+        await writer.PublishAsync(cancellationToken);
+        var file = new ExportFile(lease.JobId, fileName, ExportFileKinds.Error, "OperationOutcome", lease.PartitionNo, partNo, problems.Count, writer.BytesWritten);
+        if (!await jobs.CommitPartAsync(lease, file, cursor, cancellationToken))
+        {
+            await files.DeleteFileAsync(lease.JobId, fileName, CancellationToken.None);
+            throw new LeaseLostException();
+        }
+
+        LogResourcesLeftOut(logger, job.Id, lease.PartitionNo, problems.Count);
     }
 
     private async Task PublishAsync(PartitionLease lease, IExportPartWriter writer, string fileName, int partNo, long count, long cursor, CancellationToken cancellationToken)
@@ -264,6 +291,9 @@ public sealed partial class ExportPartitionRunner(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId} partition {PartitionNo} ({Type}) done: {Count} resources")]
     private static partial void LogPartitionDone(ILogger logger, string jobId, int partitionNo, string type, long count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: {Count} stored resources are not valid JSON and were left out (listed in the error file)")]
+    private static partial void LogResourcesLeftOut(ILogger logger, string jobId, int partitionNo, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} completed")]
     private static partial void LogJobCompleted(ILogger logger, string jobId);

@@ -83,9 +83,15 @@ public sealed partial class ExportPlanner(
 
             if (job.Request.Since is not null)
             {
-                // A _since export also lists what was deleted in the window: one deletions partition per type.
+                // A _since export also lists what was deleted in the window: one deletions partition per type that
+                // has any there.
                 foreach (var type in types)
                 {
+                    if (!await source.HasDeletionsAsync(type, floor, job.SnapshotSeq, cancellationToken))
+                    {
+                        continue;
+                    }
+
                     partitions.Add(new ExportPartitionPlan(partitions.Count, type, floor, job.SnapshotSeq, 0) { Kind = ExportFileKinds.Deleted });
                 }
             }

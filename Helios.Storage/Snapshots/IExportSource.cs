@@ -30,6 +30,10 @@ public interface IExportSource
     /// then: keys and instants rise together).</param>
     Task<IReadOnlyList<KeyRange>> GetKeyRangesAsync(string type, long snapshotSeq, int rowsPerRange, CancellationToken cancellationToken, long afterSeq = 0);
 
+    /// <summary>Whether a type has a deletion (tombstone) with a key in (<paramref name="afterSeq"/>,
+    /// <paramref name="snapshotSeq"/>]: a <c>_since</c> export plans deletion partitions only for those.</summary>
+    Task<bool> HasDeletionsAsync(string type, long afterSeq, long snapshotSeq, CancellationToken cancellationToken);
+
     /// <summary>The version of one resource current at a snapshot (a tombstone when deleted then), or null.</summary>
     Task<StoredResource?> ReadAtSnapshotAsync(string type, string id, long snapshotSeq, CancellationToken cancellationToken);
 

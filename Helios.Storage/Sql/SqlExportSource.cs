@@ -28,7 +28,10 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         var buffer = new NdjsonBuffer(sink);
         var (rows, lastSeq, stoppedEarly) = await CopyRowsAsync(query.Sql, query.Parameters, buffer, maxBytes, cancellationToken);
         await buffer.FlushAsync(cancellationToken);
-        return new SnapshotCopy(rows, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit);
+        return new SnapshotCopy(rows - buffer.Rejected, buffer.Total, rows == 0 ? range.AfterSeq : lastSeq, !stoppedEarly && rows < range.Limit)
+        {
+            Problems = buffer.Problems,
+        };
     }
 
     public async Task<SnapshotCopy> CopyPatientBlocksAsync(
@@ -68,8 +71,8 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         }
 
         await buffer.FlushAsync(cancellationToken);
-        rows += buffer.PendingLinesWritten;
-        return new SnapshotCopy(rows, buffer.Total, lastSeq, !stoppedEarly && batch.Count < patients.Limit);
+        rows += buffer.PendingLinesWritten - buffer.Rejected;
+        return new SnapshotCopy(rows, buffer.Total, lastSeq, !stoppedEarly && batch.Count < patients.Limit) { Problems = buffer.Problems };
     }
 
     /// <summary>The header line of a patient's block (ids are FHIR ids: nothing in them needs JSON escaping).</summary>
@@ -292,6 +295,11 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         return ranges;
     }
 
+    public async Task<bool> HasDeletionsAsync(string type, long afterSeq, long snapshotSeq, CancellationToken cancellationToken) =>
+        await store.ScalarAsync(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM resources WHERE res_type = @t AND seq > @a AND seq <= @s AND deleted = 1 LIMIT 1) d",
+            [new("@t", type), new("@a", afterSeq), new("@s", snapshotSeq)], cancellationToken) > 0;
+
     public async Task<long> GetSeqAtAsync(DateTimeOffset instant, CancellationToken cancellationToken) =>
         await store.ScalarAsync("SELECT COALESCE(MAX(seq), 0) FROM resources WHERE last_updated <= @t", [new("@t", FhirDateRange.ToMicros(instant))], cancellationToken);
 
@@ -299,7 +307,17 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
     {
         await using var connection = await store.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT DISTINCT res_type FROM resources WHERE seq <= @s ORDER BY res_type";
+        // A loose index scan of (res_type, seq): one index probe per type instead of reading every key (DISTINCT
+        // scanned all of them: a tenth of a second per million resources, on every export's planning).
+        command.CommandText = """
+            WITH RECURSIVE t(res_type) AS (
+                SELECT MIN(res_type) FROM resources
+                UNION ALL
+                SELECT (SELECT MIN(r.res_type) FROM resources r WHERE r.res_type > t.res_type) FROM t WHERE t.res_type IS NOT NULL)
+            SELECT res_type FROM t
+            WHERE res_type IS NOT NULL AND (SELECT MIN(r.seq) FROM resources r WHERE r.res_type = t.res_type) <= @s
+            ORDER BY res_type
+            """;
         SqlResourceStore.AddParameter(command, "@s", snapshotSeq);
         var types = new List<string>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -432,4 +432,27 @@ public abstract partial class ExportContract<TFactory>
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Contains("Patient only", await refused.OutcomeTextAsync(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task StoredResourceThatIsNotJson_IsLeftOut_AndNamedInTheErrorFile_TheRestIsExported()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        await Store.WriteAsync([ResourceWrite.Update(new Patient { Id = $"nj-a-{tag}" }), ResourceWrite.Update(new Patient { Id = $"nj-b-{tag}" })], CancellationToken.None);
+        await Store.CorruptCurrentVersionAsync("Patient", $"nj-b-{tag}", $"{{\"resourceType\":\"Patient\",\"id\":\"nj-b-{tag}\",\"name\":[{{\"fam", CancellationToken.None);
+        try
+        {
+            var manifest = await _client.WaitForManifestAsync(await _client.KickoffAsync("/$export?_type=Patient"));
+            var patients = (await _client.DownloadOutputAsync(manifest))["Patient"];
+            Assert.Contains(patients, p => p.GetProperty("id").GetString() == $"nj-a-{tag}");
+            Assert.DoesNotContain(patients, p => p.GetProperty("id").GetString() == $"nj-b-{tag}");
+            Assert.Contains(await _client.DownloadErrorsAsync(manifest), e => e.Contains($"Patient/nj-b-{tag}", StringComparison.Ordinal) && e.Contains("not valid JSON", StringComparison.Ordinal));
+            var counted = manifest.GetProperty("output").EnumerateArray().Where(o => o.GetProperty("type").GetString() == "Patient").Sum(o => o.GetProperty("count").GetInt64());
+            Assert.Equal(patients.Count, counted);
+        }
+        finally
+        {
+            // Leave the shared store whole for the other tests.
+            await Store.WriteAsync([ResourceWrite.Delete("Patient", $"nj-b-{tag}")], CancellationToken.None);
+        }
+    }
 }

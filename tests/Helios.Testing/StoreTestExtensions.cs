@@ -13,4 +13,11 @@ public static class StoreTestExtensions
     /// <summary>Highest committed key.</summary>
     public static Task<long> GetLastSeqAsync(this IResourceStore store, CancellationToken cancellationToken) =>
         ((SqlResourceStore)store).GetLastSeqAsync(cancellationToken);
+
+    /// <summary>Overwrites the stored text of a resource's current version behind the store's back (fault tests:
+    /// a stored resource that no longer parses).</summary>
+    public static async Task CorruptCurrentVersionAsync(this IResourceStore store, string type, string id, string text, CancellationToken cancellationToken) =>
+        await ((SqlResourceStore)store).ExecuteAsync(
+            "UPDATE resources SET json = @j WHERE res_type = @t AND res_id = @i AND next_seq IS NULL",
+            [new("@j", text), new("@t", type), new("@i", id)], cancellationToken);
 }
