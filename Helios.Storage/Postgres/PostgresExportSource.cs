@@ -45,6 +45,13 @@ public sealed class PostgresExportSource(PostgresResourceStore store, NpgsqlData
     protected override async Task SetsChangedAsync(CancellationToken cancellationToken) =>
         await store.ExecuteAsync("ANALYZE patient_sets", [], cancellationToken);
 
+    protected override string KeepAsFilter(string condition) => "((" + condition + ") IS TRUE)";
+
+    /// <summary>The per-patient probe spelled out (OFFSET 0 keeps the lateral subquery from being flattened): left to
+    /// itself the planner hashed the set against a scan of the whole compartment table, for every batch.</summary>
+    protected override string MembersInRange(string set, string type, string after, string upTo) =>
+        $"SELECT c.seq FROM patient_sets m CROSS JOIN LATERAL (SELECT c.seq FROM compartment c WHERE c.patient_id = m.patient_id AND c.res_type = {type} AND c.seq > {after} AND c.seq <= {upTo} OFFSET 0) c WHERE m.set_id = {set}";
+
     internal static string InlineParameters(string sql, List<KeyValuePair<string, object>> parameters)
     {
         var values = parameters.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);

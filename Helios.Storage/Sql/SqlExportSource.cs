@@ -80,7 +80,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"header\",\"valueReference\":{\"reference\":\"Patient/" + patientId + "\"}}]}");
 
     /// <summary>One patient's block rows (seq, JSON): the Patient first, then its compartment's selected resources.</summary>
-    private static (string Sql, List<KeyValuePair<string, object>> Parameters) BuildBlockQuery(string patientId, SnapshotRange? patientSelection, IReadOnlyList<SnapshotRange> members)
+    private (string Sql, List<KeyValuePair<string, object>> Parameters) BuildBlockQuery(string patientId, SnapshotRange? patientSelection, IReadOnlyList<SnapshotRange> members)
     {
         var p = new SqlParameters();
         var patient = p.Add(patientId);
@@ -109,24 +109,41 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
     private const string DeletionBundle =
         "'{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"request\":{\"method\":\"DELETE\",\"url\":\"' || r.res_type || '/' || r.res_id || '\"}}]}'";
 
+    /// <summary>
+    /// A membership condition (<c>r.seq IN (subquery)</c>, or several OR-ed) as the dialect should see it. The export
+    /// queries read a key range in key order and stop at a row limit; a planner that turns the subquery into a join
+    /// loses that order and sorts the whole range for every batch (PostgreSQL did, spilling to disk: a Group export at
+    /// 0.3x the full rate). PostgreSQL keeps a condition that is not a plain top-level sublink as a filter (a hashed
+    /// subplan: the subquery's keys built once per query, probed per row in index order).
+    /// </summary>
+    protected virtual string KeepAsFilter(string condition) => "(" + condition + ")";
+
+    /// <summary>The keys of the compartment rows of type <paramref name="type"/> in (<paramref name="after"/>,
+    /// <paramref name="upTo"/>] of the patients of a set (all arguments are SQL parameter names): one probe of the
+    /// (patient_id, res_type, seq) index per patient.</summary>
+    protected virtual string MembersInRange(string set, string type, string after, string upTo) =>
+        $"SELECT c.seq FROM patient_sets m JOIN compartment c ON c.patient_id = m.patient_id WHERE m.set_id = {set} AND c.res_type = {type} AND c.seq > {after} AND c.seq <= {upTo}";
+
     /// <summary>Runs the snapshot query (columns: seq, UTF-8 JSON) and appends each row to the buffer, stopping after
     /// the row that brings the buffer's total to <paramref name="maxBytes"/>. Returns (rows, last seq, stopped early).</summary>
     protected abstract Task<(long Rows, long LastSeq, bool StoppedEarly)> CopyRowsAsync(
         string sql, List<KeyValuePair<string, object>> parameters, NdjsonBuffer buffer, long maxBytes, CancellationToken cancellationToken);
 
-    private static (string Sql, List<KeyValuePair<string, object>> Parameters) BuildSnapshotQuery(SnapshotRange range, string columns)
+    private (string Sql, List<KeyValuePair<string, object>> Parameters) BuildSnapshotQuery(SnapshotRange range, string columns)
     {
         ArgumentNullException.ThrowIfNull(range);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(range.Limit);
         var p = new SqlParameters();
         var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE ");
         AppendRangeConditions(sql, range, p);
-        sql.Append($" ORDER BY r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
+        // res_type is fixed: ordering by it too names the (res_type, seq) index as the one that gives the order, so
+        // the planner does not walk the primary key through every type's rows instead.
+        sql.Append($" ORDER BY r.res_type, r.seq LIMIT {range.Limit.ToString(CultureInfo.InvariantCulture)}");
         return (sql.ToString(), p.Values);
     }
 
     /// <summary>The conditions on a version row <c>r</c> of what <paramref name="range"/> selects.</summary>
-    private static void AppendRangeConditions(StringBuilder sql, SnapshotRange range, SqlParameters p)
+    private void AppendRangeConditions(StringBuilder sql, SnapshotRange range, SqlParameters p)
     {
         var snapshot = p.Add(range.SnapshotSeq);
         var after = p.Add(range.AfterSeq);
@@ -148,7 +165,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
         {
             // Each index lookup bounded by the key range too: its matches are read once per batch, not table-wide.
             var bounds = $" AND seq > {after} AND seq <= {upTo}";
-            sql.Append(" AND (").AppendJoin(" OR ", filters.Select(f => SearchSqlBuilder.BuildCriteria(f, p, bounds))).Append(')');
+            sql.Append(" AND ").Append(KeepAsFilter(string.Join(" OR ", filters.Select(f => SearchSqlBuilder.BuildCriteria(f, p, bounds)))));
         }
 
         if (range.PatientSetId is { } setId)
@@ -158,7 +175,7 @@ public abstract class SqlExportSource(SqlResourceStore store) : IExportSource
             // (patient_id, res_type, seq) index: bounded by the range, so every batch reads only its own slice.
             sql.Append(range.Deleted || range.Type == "Patient"
                 ? " AND " + InPatientSet(range.Type, set, compartmentSeq)
-                : $" AND r.seq IN (SELECT c.seq FROM patient_sets m JOIN compartment c ON c.patient_id = m.patient_id WHERE m.set_id = {set} AND c.res_type = {p.Add(range.Type)} AND c.seq > {after} AND c.seq <= {upTo})");
+                : " AND " + KeepAsFilter($"r.seq IN ({MembersInRange(set, p.Add(range.Type), after, upTo)})"));
         }
 
         if (range.IdSetId is { } idSet)
