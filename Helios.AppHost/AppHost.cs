@@ -1,14 +1,62 @@
-// The Helios application graph. This first composition runs the Api in the embedded topology (SQLite under the
-// Api's data directory); PostgreSQL, the object store, the workers and the auth server join with the export engine.
+using Helios.AppHost.Local;
+
+// The Helios application graph. Infrastructure modes (Helios:Infrastructure, or --Helios:Infrastructure=...):
+//   local    - PostgreSQL, the S3 store and the authorization server as local processes (no container runtime)
+//   embedded - the Api alone, SQLite and local files, no authorization (one process, zero configuration)
+//   auto     - the default: local (the container mode joins later; see issue 12)
 var builder = DistributedApplication.CreateBuilder(args);
 
-var dataDirectory = builder.Configuration["Helios:DataDirectory"] is { Length: > 0 } configured
+var mode = (builder.Configuration["Helios:Infrastructure"] ?? "auto").ToLowerInvariant();
+var dataDirectory = Path.GetFullPath(builder.Configuration["Helios:DataDirectory"] is { Length: > 0 } configured
     ? configured
-    : Path.Combine(builder.AppHostDirectory, "..", "data", "apphost");
+    : Path.Combine(builder.AppHostDirectory, "..", "data", "apphost"));
 
-builder.AddProject<Projects.Helios_Api>("helios-api")
-    .WithEnvironment("Helios__Topology", "embedded")
-    .WithEnvironment("Helios__DataDirectory", Path.GetFullPath(dataDirectory))
-    .WithHttpHealthCheck("/health");
+switch (mode)
+{
+    case "embedded":
+        builder.AddProject<Projects.Helios_Api>("helios-api")
+            .WithEnvironment("Helios__Topology", "embedded")
+            .WithEnvironment("Helios__DataDirectory", dataDirectory)
+            .WithHttpHealthCheck("/health");
+        break;
+    case "local" or "auto":
+        AddComposedStack(builder, Path.Combine(dataDirectory, "local"));
+        break;
+    default:
+        throw new InvalidOperationException($"Helios:Infrastructure '{mode}' is not a mode: use local, embedded or auto.");
+}
 
 builder.Build().Run();
+
+// The postgres-s3 topology: PostgreSQL, the S3 store, the authorization server, the workers (they own migrations) and
+// the Api, each waiting for what it needs.
+static void AddComposedStack(IDistributedApplicationBuilder builder, string dataDirectory)
+{
+    const string audience = "helios";
+    var dbPassword = builder.AddParameter("helios-db-password", new GenerateParameterDefault { MinLength = 24, Special = false }, secret: true, persist: true);
+    var s3AccessKey = builder.AddParameter("helios-files-access-key");
+    var s3SecretKey = builder.AddParameter("helios-files-secret-key", secret: true);
+
+    var db = builder.AddLocalPostgres("helios-db", dbPassword, dataDirectory);
+    var files = builder.AddLocalS3("helios-files", dataDirectory);
+    var auth = builder.AddLocalAuthServer("helios-auth", dataDirectory, audience, builder.Configuration["Helios:DevClientId"] ?? "helios-dev");
+    var replicas = int.TryParse(builder.Configuration["Helios:WorkerReplicas"], out var n) && n > 0 ? n : 2;
+
+    IResourceBuilder<ProjectResource> Configure(IResourceBuilder<ProjectResource> project) => project
+        .WithEnvironment("Helios__Topology", "postgres-s3")
+        .WithReference(db, "helios-db").WaitFor(db)
+        .WithEnvironment("Helios__Export__S3__ServiceUrl", files.GetEndpoint("http"))
+        .WithEnvironment("Helios__Export__S3__AccessKey", s3AccessKey)
+        .WithEnvironment("Helios__Export__S3__SecretKey", s3SecretKey)
+        .WaitFor(files)
+        .WithEnvironment("Helios__Auth__Authority", auth.GetEndpoint("http"))
+        .WithEnvironment("Helios__Auth__Audience", audience)
+        .WithEnvironment("Helios__Auth__AllowHttp", "true")
+        .WaitFor(auth)
+        .WithHttpHealthCheck("/health");
+
+    var worker = Configure(builder.AddProject<Projects.Helios_Worker>("helios-worker")).WithReplicas(replicas);
+    Configure(builder.AddProject<Projects.Helios_Api>("helios-api"))
+        .WithEnvironment("Helios__Export__RunWorkers", "false")
+        .WaitFor(worker);
+}

@@ -3,7 +3,7 @@ using Aspire.Hosting.Testing;
 
 namespace Helios.AppHost.Tests;
 
-/// <summary>Starts the real AppHost (DCP, dashboard, the Api as a project resource) and talks to the Api.</summary>
+/// <summary>Starts the real AppHost in its embedded mode (DCP, the Api as a project resource) and talks to the Api.</summary>
 public sealed class AppHostTests
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromMinutes(3);
@@ -14,7 +14,7 @@ public sealed class AppHostTests
         var dataDirectory = Path.Combine(Path.GetTempPath(), "helios-apphost-" + Guid.NewGuid().ToString("N")[..8]);
         using var cts = new CancellationTokenSource(s_timeout);
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Helios_AppHost>(
-            [$"--Helios:DataDirectory={dataDirectory}", "--DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00"], cts.Token);
+            ["--Helios:Infrastructure=embedded", $"--Helios:DataDirectory={dataDirectory}", "--DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00"], cts.Token);
         await using var app = await builder.BuildAsync(cts.Token).WaitAsync(s_timeout, cts.Token);
         await app.StartAsync(cts.Token).WaitAsync(s_timeout, cts.Token);
         await app.ResourceNotifications.WaitForResourceHealthyAsync("helios-api", cts.Token).WaitAsync(s_timeout, cts.Token);

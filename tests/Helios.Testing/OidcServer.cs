@@ -148,7 +148,7 @@ public sealed record TokenResponse(int Status, string Body)
 
 /// <summary>A registered backend-services client: its id, the scopes it may be granted, and its signing key
 /// (RS384 with an RSA key, ES384 with a P-384 key).</summary>
-public sealed class OidcClient(string clientId, IReadOnlyList<string> allowedScopes, AsymmetricAlgorithm key)
+public sealed class OidcClient(string clientId, IReadOnlyList<string> allowedScopes, AsymmetricAlgorithm key, string? keyId = null)
 {
     public string ClientId { get; } = clientId;
 
@@ -156,7 +156,7 @@ public sealed class OidcClient(string clientId, IReadOnlyList<string> allowedSco
 
     public AsymmetricAlgorithm Key { get; } = key;
 
-    public string KeyId { get; } = "kid-" + Guid.NewGuid().ToString("N")[..12];
+    public string KeyId { get; } = keyId ?? "kid-" + Guid.NewGuid().ToString("N")[..12];
 
     public static OidcClient Rsa(string clientId, params string[] allowedScopes) => new(clientId, allowedScopes, RSA.Create(2048));
 

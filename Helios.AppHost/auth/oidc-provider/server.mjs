@@ -11,6 +11,7 @@
 //                "devClient": { "client_id": "helios-dev", "directory": "..." },   (optional)
 //                "resources": [ { "indicator": "urn:...", "audience": "...", "ttl": 60 } ],   (optional: more audiences)
 //                "ownerPid": 1234 }                                                (optional: exit when that process ends)
+// The environment's HELIOS_AUTH_ISSUER replaces "issuer" and PORT the port it listens on (the AppHost allocates it).
 // A client may request any SMART scope its `scopes` cover (v1 read/write/*, v2 c r u d s, with or without a
 // `?param=value` constraint); the token carries exactly the requested scopes that are covered, and a request
 // none of whose scopes is covered gets invalid_scope.
@@ -26,7 +27,8 @@ if (!configPath) {
 }
 
 const config = JSON.parse(readFileSync(configPath, 'utf8'));
-const issuer = new URL(config.issuer);
+// The AppHost gives the issuer and port through the environment (the port is allocated at run time).
+const issuer = new URL(process.env.HELIOS_AUTH_ISSUER ?? config.issuer);
 const audience = config.audience ?? 'helios';
 const ttl = config.accessTokenTtlSeconds ?? 300;
 const clients = [...(config.clients ?? [])];
@@ -159,7 +161,7 @@ if (config.ownerPid) {
   }, 1000).unref();
 }
 
-const port = Number(issuer.port || (issuer.protocol === 'https:' ? 443 : 80));
+const port = Number(process.env.PORT ?? (issuer.port || (issuer.protocol === 'https:' ? 443 : 80)));
 provider.listen(port, issuer.hostname, () => {
   console.log(`helios authorization server: ${issuer.href} (audience ${audience}, ${clients.length} clients)`);
 });

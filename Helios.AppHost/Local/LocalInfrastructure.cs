@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+
+namespace Helios.AppHost.Local;
+
+/// <summary>
+/// The infrastructure roles as local processes (the <c>local</c> mode): PostgreSQL from the installed server
+/// binaries, the S3 store (s3rver) and the authorization server (oidc-provider) from the repository's npm folders,
+/// installed from their lock files on first use. Data lives under the AppHost's data directory and survives restarts.
+/// </summary>
+internal static class LocalInfrastructure
+{
+    public static IResourceBuilder<LocalPostgresResource> AddLocalPostgres(this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ParameterResource> password, string dataDirectory)
+    {
+        var resource = new LocalPostgresResource(name, Path.Combine(builder.AppHostDirectory, "local"), password.Resource);
+        var healthKey = name + "-ready";
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthKey, _ => new PostgresReady(resource), null, null));
+        return builder.AddResource(resource)
+            .WithArgs("pg-run.sh", Path.Combine(dataDirectory, "postgres"))
+            .WithEndpoint(name: LocalPostgresResource.EndpointName, scheme: "tcp", env: "PG_PORT", isProxied: false)
+            .WithEnvironment("PG_PASSWORD", password)
+            .WithHealthCheck(healthKey);
+    }
+
+    public static IResourceBuilder<ExecutableResource> AddLocalS3(this IDistributedApplicationBuilder builder, string name, string dataDirectory)
+    {
+        var folder = Path.Combine(builder.AppHostDirectory, "local", "s3rver");
+        EnsureNpmPackages(folder, "s3rver");
+        var directory = Path.Combine(dataDirectory, "s3");
+        Directory.CreateDirectory(directory);
+        return builder.AddExecutable(name, "node", folder, "server.js", directory)
+            .WithHttpEndpoint(env: "PORT", isProxied: false)
+            // s3rver encrypts list continuation tokens with DES, which Node's OpenSSL 3 offers only through the legacy provider.
+            .WithEnvironment("NODE_OPTIONS", "--openssl-legacy-provider");
+    }
+
+    /// <summary>The SMART Backend Services authorization server with a development client whose key pair is made on
+    /// first run under the data directory (<c>auth/helios-dev.private.pem</c>, never committed).</summary>
+    public static IResourceBuilder<ExecutableResource> AddLocalAuthServer(this IDistributedApplicationBuilder builder, string name, string dataDirectory, string audience, string devClientId)
+    {
+        var folder = Path.Combine(builder.AppHostDirectory, "auth", "oidc-provider");
+        EnsureNpmPackages(folder, "oidc-provider");
+        var directory = Path.Combine(dataDirectory, "auth");
+        Directory.CreateDirectory(directory);
+        var config = new JsonObject
+        {
+            ["issuer"] = "http://127.0.0.1:4400",
+            ["audience"] = audience,
+            ["accessTokenTtlSeconds"] = 300,
+            ["clients"] = new JsonArray(),
+            ["devClient"] = new JsonObject
+            {
+                ["client_id"] = devClientId,
+                ["directory"] = directory,
+                ["scopes"] = new JsonArray("system/*.cruds", "system/*.*"),
+            },
+        };
+        var configPath = Path.Combine(directory, "config.json");
+        File.WriteAllText(configPath, config.ToJsonString());
+        var auth = builder.AddExecutable(name, "node", folder, "server.mjs", configPath)
+            .WithHttpEndpoint(env: "PORT", isProxied: false);
+        return auth.WithEnvironment("HELIOS_AUTH_ISSUER", auth.GetEndpoint("http"))
+            .WithHttpHealthCheck("/.well-known/openid-configuration");
+    }
+
+    /// <summary><c>npm ci</c> in <paramref name="folder"/> unless its <c>node_modules/<paramref name="package"/></c> exists.</summary>
+    private static void EnsureNpmPackages(string folder, string package)
+    {
+        if (File.Exists(Path.Combine(folder, "node_modules", package, "package.json")))
+        {
+            return;
+        }
+
+        var psi = new ProcessStartInfo("npm") { WorkingDirectory = folder, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "ci", "--no-audit", "--no-fund" })
+        {
+            psi.ArgumentList.Add(argument);
+        }
+
+        using var npm = Process.Start(psi) ?? throw new InvalidOperationException("npm could not be started: install Node.js (20 or later) for the local mode.");
+        var output = npm.StandardError.ReadToEndAsync();
+        npm.StandardOutput.ReadToEnd();
+        npm.WaitForExit();
+        if (npm.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"npm ci in {folder} failed: {output.Result}");
+        }
+    }
+
+    /// <summary>Healthy once the server accepts a connection with the configured password.</summary>
+    private sealed class PostgresReady(LocalPostgresResource resource) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                var connectionString = await resource.ConnectionStringExpression.GetValueAsync(cancellationToken);
+                await using var connection = new NpgsqlConnection(connectionString + ";Timeout=3");
+                await connection.OpenAsync(cancellationToken);
+                return HealthCheckResult.Healthy();
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or TimeoutException)
+            {
+                return HealthCheckResult.Unhealthy("PostgreSQL does not accept connections yet.", ex);
+            }
+        }
+    }
+}
