@@ -56,7 +56,25 @@ static void AddComposedStack(IDistributedApplicationBuilder builder, string data
         .WithHttpHealthCheck("/health");
 
     var worker = Configure(builder.AddProject<Projects.Helios_Worker>("helios-worker")).WithReplicas(replicas);
-    Configure(builder.AddProject<Projects.Helios_Api>("helios-api"))
+    var api = Configure(builder.AddProject<Projects.Helios_Api>("helios-api"))
         .WithEnvironment("Helios__Export__RunWorkers", "false")
         .WaitFor(worker);
+
+    // Sample data on first start (Helios:SeedPatients=0 turns it off): the generator's patients and a Group of them,
+    // so an export works at once. The one-shot resource runs the Api's `seed` verb and ends.
+    const string sampleGroup = "helios-sample";
+    var seedPatients = int.TryParse(builder.Configuration["Helios:SeedPatients"], out var p) && p >= 0 ? p : 300;
+    if (seedPatients > 0)
+    {
+        builder.AddProject<Projects.Helios_Api>("helios-seed", launchProfileName: null)
+            .WithArgs("seed", "--patients", seedPatients.ToString(System.Globalization.CultureInfo.InvariantCulture), "--group-id", sampleGroup)
+            .WithEnvironment("Helios__Topology", "postgres-s3")
+            .WithReference(db, "helios-db").WaitFor(db)
+            .WaitFor(worker);
+        api.WithUrls(context => context.Urls.Add(new ResourceUrlAnnotation
+        {
+            Url = $"{context.GetEndpoint("http")?.Url}/Group/{sampleGroup}/$export",
+            DisplayText = $"Group/{sampleGroup}/$export (seeded; needs a token)",
+        }));
+    }
 }

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Helios.Testing;
 
@@ -26,6 +27,7 @@ public sealed class LocalStackTests
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Helios_AppHost>(
         [
             "--Helios:Infrastructure=local", $"--Helios:DataDirectory={dataDirectory}", "--Parameters:helios-db-password=local-stack-test",
+            "--Helios:SeedPatients=4",
             "--DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00",
         ], cts.Token);
         await using var app = await builder.BuildAsync(cts.Token).WaitAsync(s_timeout, cts.Token);
@@ -55,40 +57,52 @@ public sealed class LocalStackTests
 
             await PutAsync($"/Group/g-{tag}", $$$"""{"resourceType":"Group","id":"g-{{{tag}}}","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a-{{{tag}}}"}}]}""");
 
-            var kickoff = new HttpRequestMessage(HttpMethod.Get, $"/Group/g-{tag}/$export");
-            kickoff.Headers.TryAddWithoutValidation("Prefer", "respond-async");
-            var accepted = await api.SendAsync(kickoff, cts.Token);
-            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
-            var status = accepted.Content.Headers.ContentLocation!;
-            JsonElement manifest;
-            while (true)
+            async Task<Dictionary<string, List<string>>> ExportAsync(string path)
             {
-                await Task.Delay(TimeSpan.FromSeconds(1.1), cts.Token);
-                var poll = await api.GetAsync(status, cts.Token);
-                if (poll.StatusCode == HttpStatusCode.OK)
+                var kickoff = new HttpRequestMessage(HttpMethod.Get, path);
+                kickoff.Headers.TryAddWithoutValidation("Prefer", "respond-async");
+                var accepted = await api.SendAsync(kickoff, cts.Token);
+                Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+                var status = accepted.Content.Headers.ContentLocation!;
+                JsonElement manifest;
+                while (true)
                 {
-                    manifest = JsonDocument.Parse(await poll.Content.ReadAsStringAsync(cts.Token)).RootElement.Clone();
-                    break;
+                    await Task.Delay(TimeSpan.FromSeconds(1.1), cts.Token);
+                    var poll = await api.GetAsync(status, cts.Token);
+                    if (poll.StatusCode == HttpStatusCode.OK)
+                    {
+                        manifest = JsonDocument.Parse(await poll.Content.ReadAsStringAsync(cts.Token)).RootElement.Clone();
+                        break;
+                    }
+
+                    Assert.True(poll.StatusCode == HttpStatusCode.Accepted, $"status {(int)poll.StatusCode}: {await poll.Content.ReadAsStringAsync(cts.Token)}");
                 }
 
-                Assert.True(poll.StatusCode == HttpStatusCode.Accepted, $"status {(int)poll.StatusCode}: {await poll.Content.ReadAsStringAsync(cts.Token)}");
-            }
-
-            var ids = new Dictionary<string, List<string>>();
-            foreach (var file in manifest.GetProperty("output").EnumerateArray())
-            {
-                // Through the Api's file route, which sends the client on to a presigned URL of the S3 store.
-                var text = await api.GetStringAsync(file.GetProperty("url").GetString(), cts.Token);
-                foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                var ids = new Dictionary<string, List<string>>();
+                foreach (var file in manifest.GetProperty("output").EnumerateArray())
                 {
-                    var resource = JsonDocument.Parse(line).RootElement;
-                    var type = resource.GetProperty("resourceType").GetString()!;
-                    (ids.TryGetValue(type, out var list) ? list : ids[type] = []).Add(resource.GetProperty("id").GetString()!);
+                    // Through the Api's file route, which sends the client on to a presigned URL of the S3 store.
+                    var text = await api.GetStringAsync(file.GetProperty("url").GetString(), cts.Token);
+                    foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        var resource = JsonDocument.Parse(line).RootElement;
+                        var type = resource.GetProperty("resourceType").GetString()!;
+                        (ids.TryGetValue(type, out var list) ? list : ids[type] = []).Add(resource.GetProperty("id").GetString()!);
+                    }
                 }
+
+                return ids;
             }
 
+            var ids = await ExportAsync($"/Group/g-{tag}/$export");
             Assert.Equal([$"a-{tag}"], ids["Patient"]);
             Assert.Equal([$"a-obs-{tag}"], ids["Observation"]);
+
+            // The sample data of the first start: the seeded Group exports at once, with its patients' records.
+            await app.ResourceNotifications.WaitForResourceAsync("helios-seed", KnownResourceStates.Finished, cts.Token).WaitAsync(s_timeout, cts.Token);
+            var sample = await ExportAsync("/Group/helios-sample/$export");
+            Assert.Equal(4, sample["Patient"].Count);
+            Assert.True(sample.GetValueOrDefault("Observation")?.Count > 0, "the seeded patients' Observations are exported");
             await app.StopAsync(cts.Token);
         }
         finally
