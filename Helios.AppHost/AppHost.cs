@@ -39,7 +39,14 @@ static void AddComposedStack(IDistributedApplicationBuilder builder, string data
 
     var db = builder.AddLocalPostgres("helios-db", dbPassword, dataDirectory);
     var files = builder.AddLocalS3("helios-files", dataDirectory);
-    var auth = builder.AddLocalAuthServer("helios-auth", dataDirectory, audience, builder.Configuration["Helios:DevClientId"] ?? "helios-dev");
+    // A client registered by its JWKS URL, for the Inferno Bulk Data test kit (docs/inferno.md).
+    var clients = new List<(string, string, string[])>();
+    if (builder.Configuration["Helios:Inferno:JwksUri"] is { Length: > 0 } jwksUri)
+    {
+        clients.Add((builder.Configuration["Helios:Inferno:ClientId"] ?? "inferno-bulk", jwksUri, ["system/*.read", "system/*.rs"]));
+    }
+
+    var auth = builder.AddLocalAuthServer("helios-auth", dataDirectory, audience, builder.Configuration["Helios:DevClientId"] ?? "helios-dev", clients);
     var replicas = int.TryParse(builder.Configuration["Helios:WorkerReplicas"], out var n) && n > 0 ? n : 2;
 
     IResourceBuilder<ProjectResource> Configure(IResourceBuilder<ProjectResource> project) => project

@@ -39,7 +39,9 @@ internal static class LocalInfrastructure
 
     /// <summary>The SMART Backend Services authorization server with a development client whose key pair is made on
     /// first run under the data directory (<c>auth/helios-dev.private.pem</c>, never committed).</summary>
-    public static IResourceBuilder<ExecutableResource> AddLocalAuthServer(this IDistributedApplicationBuilder builder, string name, string dataDirectory, string audience, string devClientId)
+    /// <param name="clients">More clients, each registered by its JWKS URL (e.g. the Inferno test kit's).</param>
+    public static IResourceBuilder<ExecutableResource> AddLocalAuthServer(
+        this IDistributedApplicationBuilder builder, string name, string dataDirectory, string audience, string devClientId, IReadOnlyList<(string ClientId, string JwksUri, string[] Scopes)> clients)
     {
         var folder = Path.Combine(builder.AppHostDirectory, "auth", "oidc-provider");
         EnsureNpmPackages(folder, "oidc-provider");
@@ -50,7 +52,12 @@ internal static class LocalInfrastructure
             ["issuer"] = "http://127.0.0.1:4400",
             ["audience"] = audience,
             ["accessTokenTtlSeconds"] = 300,
-            ["clients"] = new JsonArray(),
+            ["clients"] = new JsonArray([.. clients.Select(c => (JsonNode)new JsonObject
+            {
+                ["client_id"] = c.ClientId,
+                ["jwks_uri"] = c.JwksUri,
+                ["scopes"] = new JsonArray([.. c.Scopes.Select(s => (JsonNode)s)]),
+            })]),
             ["devClient"] = new JsonObject
             {
                 ["client_id"] = devClientId,
