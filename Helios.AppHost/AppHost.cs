@@ -1,4 +1,5 @@
 using Helios.AppHost.Local;
+using Microsoft.Extensions.Configuration;
 
 // The Helios application graph. Infrastructure modes (Helios:Infrastructure, or --Helios:Infrastructure=...):
 //   local    - PostgreSQL, the S3 store and the authorization server as local processes (no container runtime)
@@ -49,7 +50,12 @@ static void AddComposedStack(IDistributedApplicationBuilder builder, string data
     var auth = builder.AddLocalAuthServer("helios-auth", dataDirectory, audience, builder.Configuration["Helios:DevClientId"] ?? "helios-dev", clients);
     var replicas = int.TryParse(builder.Configuration["Helios:WorkerReplicas"], out var n) && n > 0 ? n : 2;
 
-    IResourceBuilder<ProjectResource> Configure(IResourceBuilder<ProjectResource> project) => project
+    // Export settings given to the AppHost (--Helios:Export:PartitionRows=...) go to the workers and the Api.
+    var exportSettings = builder.Configuration.GetSection("Helios:Export").AsEnumerable(true)
+        .Where(setting => setting.Value is not null).ToList();
+
+    IResourceBuilder<ProjectResource> Configure(IResourceBuilder<ProjectResource> project) => exportSettings
+        .Aggregate(project, (p, setting) => p.WithEnvironment("Helios__Export__" + setting.Key.Replace(":", "__", StringComparison.Ordinal), setting.Value))
         .WithEnvironment("Helios__Topology", "postgres-s3")
         .WithReference(db, "helios-db").WaitFor(db)
         .WithEnvironment("Helios__Export__S3__ServiceUrl", files.GetEndpoint("http"))

@@ -13,7 +13,7 @@ namespace Helios.AppHost.Tests;
 /// <summary>
 /// The composed stack in the local mode (no container runtime): PostgreSQL, the S3 store and the authorization server
 /// as local processes, two workers and the Api, started by the real AppHost. A bulk client gets a token with a
-/// private_key_jwt assertion, writes data, runs a Group export and downloads every file.
+/// private_key_jwt assertion, writes data, runs Group exports and downloads every file.
 /// </summary>
 public sealed class LocalStackTests
 {
@@ -22,122 +22,206 @@ public sealed class LocalStackTests
     [Fact]
     public async Task LocalStack_RunsAGroupExportEndToEnd_WithASmartToken()
     {
-        var dataDirectory = Path.Combine(Path.GetTempPath(), "helios-apphost-local-" + Guid.NewGuid().ToString("N")[..8]);
-        using var cts = new CancellationTokenSource(s_timeout);
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Helios_AppHost>(
-        [
-            "--Helios:Infrastructure=local", $"--Helios:DataDirectory={dataDirectory}", "--Parameters:helios-db-password=local-stack-test",
-            "--Helios:SeedPatients=4",
-            "--DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00",
-        ], cts.Token);
-        await using var app = await builder.BuildAsync(cts.Token).WaitAsync(s_timeout, cts.Token);
-        try
+        await using var stack = await LocalStack.StartAsync(["--Helios:SeedPatients=4"]);
+        var api = stack.Api;
+        var token = stack.CancellationToken;
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        async Task PutAsync(string path, string json)
         {
-            await app.StartAsync(cts.Token).WaitAsync(s_timeout, cts.Token);
-            await app.ResourceNotifications.WaitForResourceHealthyAsync("helios-api", cts.Token).WaitAsync(s_timeout, cts.Token);
+            var response = await api.PutAsync(path, new StringContent(json, Encoding.UTF8, "application/fhir+json"), token);
+            Assert.True(response.IsSuccessStatusCode, $"PUT {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(token)}");
+        }
+
+        foreach (var p in new[] { "a", "b" })
+        {
+            await PutAsync($"/Patient/{p}-{tag}", $$"""{"resourceType":"Patient","id":"{{p}}-{{tag}}"}""");
+            await PutAsync($"/Observation/{p}-obs-{tag}", $$$"""{"resourceType":"Observation","id":"{{{p}}}-obs-{{{tag}}}","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/{{{p}}}-{{{tag}}}"}}""");
+        }
+
+        await PutAsync($"/Group/g-{tag}", $$$"""{"resourceType":"Group","id":"g-{{{tag}}}","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a-{{{tag}}}"}}]}""");
+
+        var ids = await stack.ExportAsync($"/Group/g-{tag}/$export");
+        Assert.Equal([$"a-{tag}"], ids["Patient"]);
+        Assert.Equal([$"a-obs-{tag}"], ids["Observation"]);
+
+        // The sample data of the first start: the seeded Group exports at once, with its patients' records.
+        await stack.WaitForSeedAsync();
+        var sample = await stack.ExportAsync("/Group/helios-sample/$export");
+        Assert.Equal(4, sample["Patient"].Count);
+        Assert.True(sample.GetValueOrDefault("Observation")?.Count > 0, "the seeded patients' Observations are exported");
+    }
+
+    [Fact]
+    public async Task LocalStack_AWorkerReplicaKilledMidExport_TheExportStillCompletes_EveryResourceOnce()
+    {
+        // Small, slowed partitions and short leases: the export outlives the kill, and the dead replica's partition
+        // is taken over by the other one.
+        await using var stack = await LocalStack.StartAsync(
+        [
+            "--Helios:SeedPatients=30", "--Helios:Export:PartitionRows=60", "--Helios:Export:ReadBatchRows=20",
+            "--Helios:Export:DelayPerBatch=00:00:00.100", "--Helios:Export:LeaseDuration=00:00:04", "--Helios:Export:HeartbeatInterval=00:00:01",
+            "--Helios:Export:RequeueAfter=00:00:05", "--Helios:Export:SupervisorInterval=00:00:01", "--Helios:Export:PollThrottleFraction=0",
+        ]);
+        await stack.WaitForSeedAsync();
+        var expectedObservations = await stack.CountAsync("Observation");
+
+        var ids = await stack.ExportAsync("/Group/helios-sample/$export", async () =>
+        {
+            var workers = stack.WorkerProcesses();
+            Assert.Equal(2, workers.Count);
+            workers[0].Kill();
+        });
+
+        Assert.Equal(30, ids["Patient"].Count);
+        Assert.Equal(expectedObservations, ids["Observation"].Count);
+        foreach (var (type, list) in ids)
+        {
+            Assert.True(list.Count == list.Distinct().Count(), $"a {type} was exported twice");
+        }
+    }
+
+    /// <summary>One started local stack and a client with a development token.</summary>
+    private sealed class LocalStack : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _cts = new(s_timeout);
+        private DistributedApplication _app = null!;
+        private string _dataDirectory = null!;
+
+        public HttpClient Api { get; private set; } = null!;
+
+        public CancellationToken CancellationToken => _cts.Token;
+
+        public static async Task<LocalStack> StartAsync(string[] args)
+        {
+            var stack = new LocalStack { _dataDirectory = Path.Combine(Path.GetTempPath(), "helios-apphost-local-" + Guid.NewGuid().ToString("N")[..8]) };
+            var token = stack._cts.Token;
+            var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.Helios_AppHost>(
+            [
+                "--Helios:Infrastructure=local", $"--Helios:DataDirectory={stack._dataDirectory}", "--Parameters:helios-db-password=local-stack-test",
+                "--DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", .. args,
+            ], token);
+            stack._app = await builder.BuildAsync(token).WaitAsync(s_timeout, token);
+            await stack._app.StartAsync(token).WaitAsync(s_timeout, token);
+            await stack._app.ResourceNotifications.WaitForResourceHealthyAsync("helios-api", token).WaitAsync(s_timeout, token);
 
             using var http = new HttpClient();
-            var token = await GetDevTokenAsync(http, app.GetEndpoint("helios-auth", "http"), Path.Combine(dataDirectory, "local", "auth"), cts.Token);
-            using var api = app.CreateHttpClient("helios-api");
-            Assert.Equal(HttpStatusCode.Unauthorized, (await api.GetAsync("/Patient", cts.Token)).StatusCode);
-            api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-
-            var tag = Guid.NewGuid().ToString("N")[..8];
-            async Task PutAsync(string path, string json)
-            {
-                var response = await api.PutAsync(path, new StringContent(json, Encoding.UTF8, "application/fhir+json"), cts.Token);
-                Assert.True(response.IsSuccessStatusCode, $"PUT {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cts.Token)}");
-            }
-
-            foreach (var p in new[] { "a", "b" })
-            {
-                await PutAsync($"/Patient/{p}-{tag}", $$"""{"resourceType":"Patient","id":"{{p}}-{{tag}}"}""");
-                await PutAsync($"/Observation/{p}-obs-{tag}", $$$"""{"resourceType":"Observation","id":"{{{p}}}-obs-{{{tag}}}","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/{{{p}}}-{{{tag}}}"}}""");
-            }
-
-            await PutAsync($"/Group/g-{tag}", $$$"""{"resourceType":"Group","id":"g-{{{tag}}}","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a-{{{tag}}}"}}]}""");
-
-            async Task<Dictionary<string, List<string>>> ExportAsync(string path)
-            {
-                var kickoff = new HttpRequestMessage(HttpMethod.Get, path);
-                kickoff.Headers.TryAddWithoutValidation("Prefer", "respond-async");
-                var accepted = await api.SendAsync(kickoff, cts.Token);
-                Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
-                var status = accepted.Content.Headers.ContentLocation!;
-                JsonElement manifest;
-                while (true)
-                {
-                    await Task.Delay(TimeSpan.FromSeconds(1.1), cts.Token);
-                    var poll = await api.GetAsync(status, cts.Token);
-                    if (poll.StatusCode == HttpStatusCode.OK)
-                    {
-                        manifest = JsonDocument.Parse(await poll.Content.ReadAsStringAsync(cts.Token)).RootElement.Clone();
-                        break;
-                    }
-
-                    Assert.True(poll.StatusCode == HttpStatusCode.Accepted, $"status {(int)poll.StatusCode}: {await poll.Content.ReadAsStringAsync(cts.Token)}");
-                }
-
-                var ids = new Dictionary<string, List<string>>();
-                foreach (var file in manifest.GetProperty("output").EnumerateArray())
-                {
-                    // Through the Api's file route, which sends the client on to a presigned URL of the S3 store.
-                    var text = await api.GetStringAsync(file.GetProperty("url").GetString(), cts.Token);
-                    foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                    {
-                        var resource = JsonDocument.Parse(line).RootElement;
-                        var type = resource.GetProperty("resourceType").GetString()!;
-                        (ids.TryGetValue(type, out var list) ? list : ids[type] = []).Add(resource.GetProperty("id").GetString()!);
-                    }
-                }
-
-                return ids;
-            }
-
-            var ids = await ExportAsync($"/Group/g-{tag}/$export");
-            Assert.Equal([$"a-{tag}"], ids["Patient"]);
-            Assert.Equal([$"a-obs-{tag}"], ids["Observation"]);
-
-            // The sample data of the first start: the seeded Group exports at once, with its patients' records.
-            await app.ResourceNotifications.WaitForResourceAsync("helios-seed", KnownResourceStates.Finished, cts.Token).WaitAsync(s_timeout, cts.Token);
-            var sample = await ExportAsync("/Group/helios-sample/$export");
-            Assert.Equal(4, sample["Patient"].Count);
-            Assert.True(sample.GetValueOrDefault("Observation")?.Count > 0, "the seeded patients' Observations are exported");
-            await app.StopAsync(cts.Token);
+            var accessToken = await GetDevTokenAsync(http, stack._app.GetEndpoint("helios-auth", "http"), Path.Combine(stack._dataDirectory, "local", "auth"), token);
+            stack.Api = stack._app.CreateHttpClient("helios-api");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await stack.Api.GetAsync("/Patient", token)).StatusCode);
+            stack.Api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+            return stack;
         }
-        finally
+
+        public Task WaitForSeedAsync() =>
+            _app.ResourceNotifications.WaitForResourceAsync("helios-seed", KnownResourceStates.Finished, CancellationToken).WaitAsync(s_timeout, CancellationToken);
+
+        public async Task<int> CountAsync(string type) =>
+            JsonDocument.Parse(await Api.GetStringAsync($"/{type}?_summary=count", CancellationToken)).RootElement.GetProperty("total").GetInt32();
+
+        /// <summary>The Helios.Worker processes of this stack (their S3 endpoint is this stack's).</summary>
+        public List<System.Diagnostics.Process> WorkerProcesses()
         {
+            var files = _app.GetEndpoint("helios-files", "http").ToString().TrimEnd('/');
+            return [.. System.Diagnostics.Process.GetProcessesByName("Helios.Worker").Where(p =>
+            {
+                try
+                {
+                    return File.ReadAllText($"/proc/{p.Id}/environ").Split('\0').Contains("Helios__Export__S3__ServiceUrl=" + files);
+                }
+                catch (IOException)
+                {
+                    return false;
+                }
+            })];
+        }
+
+        /// <summary>Runs an export to the end and downloads every file; <paramref name="whileRunning"/> runs once,
+        /// after the first poll that reports progress.</summary>
+        public async Task<Dictionary<string, List<string>>> ExportAsync(string path, Func<Task>? whileRunning = null)
+        {
+            var token = CancellationToken;
+            var kickoff = new HttpRequestMessage(HttpMethod.Get, path);
+            kickoff.Headers.TryAddWithoutValidation("Prefer", "respond-async");
+            var accepted = await Api.SendAsync(kickoff, token);
+            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+            var status = accepted.Content.Headers.ContentLocation!;
+            JsonElement manifest;
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1.1), token);
+                var poll = await Api.GetAsync(status, token);
+                if (poll.StatusCode == HttpStatusCode.OK)
+                {
+                    Assert.Null(whileRunning); // the export ended before the action could run
+                    manifest = JsonDocument.Parse(await poll.Content.ReadAsStringAsync(token)).RootElement.Clone();
+                    break;
+                }
+
+                Assert.True(poll.StatusCode == HttpStatusCode.Accepted, $"status {(int)poll.StatusCode}: {await poll.Content.ReadAsStringAsync(token)}");
+                if (whileRunning is not null && poll.Headers.TryGetValues("X-Progress", out var progress) && progress.First().Contains("complete", StringComparison.Ordinal))
+                {
+                    await whileRunning();
+                    whileRunning = null;
+                }
+            }
+
+            var ids = new Dictionary<string, List<string>>();
+            foreach (var file in manifest.GetProperty("output").EnumerateArray())
+            {
+                // Through the Api's file route, which sends the client on to a presigned URL of the S3 store.
+                var text = await Api.GetStringAsync(file.GetProperty("url").GetString(), token);
+                foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    var resource = JsonDocument.Parse(line).RootElement;
+                    var type = resource.GetProperty("resourceType").GetString()!;
+                    (ids.TryGetValue(type, out var list) ? list : ids[type] = []).Add(resource.GetProperty("id").GetString()!);
+                }
+            }
+
+            return ids;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Api?.Dispose();
+            if (_app is not null)
+            {
+                await _app.StopAsync(CancellationToken.None);
+                await _app.DisposeAsync();
+            }
+
+            _cts.Dispose();
             try
             {
-                Directory.Delete(dataDirectory, recursive: true);
+                Directory.Delete(_dataDirectory, recursive: true);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 // best effort: PostgreSQL's files belong to its OS user
             }
         }
-    }
 
-    /// <summary>A token for the development client the authorization server made on first start (its private key is
-    /// under the data directory): a private_key_jwt assertion to the token endpoint, as a bulk client does.</summary>
-    private static async Task<string> GetDevTokenAsync(HttpClient http, Uri issuer, string keyDirectory, CancellationToken cancellationToken)
-    {
-        using var rsa = RSA.Create();
-        rsa.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(keyDirectory, "helios-dev.private.pem"), cancellationToken));
-        var kid = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(keyDirectory, "helios-dev.jwks.json"), cancellationToken))
-            .RootElement.GetProperty("keys")[0].GetProperty("kid").GetString();
-        var discovery = JsonDocument.Parse(await http.GetStringAsync(new Uri(issuer, ".well-known/openid-configuration"), cancellationToken)).RootElement;
-        var tokenEndpoint = discovery.GetProperty("token_endpoint").GetString()!;
-        var client = new OidcClient("helios-dev", [], rsa, kid);
-        var response = await http.PostAsync(tokenEndpoint, new FormUrlEncodedContent(new Dictionary<string, string>
+        /// <summary>A token for the development client the authorization server made on first start (its private
+        /// key is under the data directory): a private_key_jwt assertion to the token endpoint, as a bulk client does.</summary>
+        private static async Task<string> GetDevTokenAsync(HttpClient http, Uri issuer, string keyDirectory, CancellationToken cancellationToken)
         {
-            ["grant_type"] = "client_credentials",
-            ["scope"] = "system/*.cruds",
-            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ["client_assertion"] = client.CreateAssertion("helios-dev", tokenEndpoint, TimeSpan.FromMinutes(4), Guid.NewGuid().ToString("N")),
-        }), cancellationToken);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken);
-        Assert.True(response.IsSuccessStatusCode, $"token: {(int)response.StatusCode} {body}");
-        return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+            using var rsa = RSA.Create();
+            rsa.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(keyDirectory, "helios-dev.private.pem"), cancellationToken));
+            var kid = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(keyDirectory, "helios-dev.jwks.json"), cancellationToken))
+                .RootElement.GetProperty("keys")[0].GetProperty("kid").GetString();
+            var discovery = JsonDocument.Parse(await http.GetStringAsync(new Uri(issuer, ".well-known/openid-configuration"), cancellationToken)).RootElement;
+            var tokenEndpoint = discovery.GetProperty("token_endpoint").GetString()!;
+            var client = new OidcClient("helios-dev", [], rsa, kid);
+            var response = await http.PostAsync(tokenEndpoint, new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials",
+                ["scope"] = "system/*.cruds",
+                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ["client_assertion"] = client.CreateAssertion("helios-dev", tokenEndpoint, TimeSpan.FromMinutes(4), Guid.NewGuid().ToString("N")),
+            }), cancellationToken);
+            var body = await response.Content.ReadAsStringAsync(cancellationToken);
+            Assert.True(response.IsSuccessStatusCode, $"token: {(int)response.StatusCode} {body}");
+            return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+        }
     }
 }
