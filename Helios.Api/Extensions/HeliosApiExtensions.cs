@@ -1,3 +1,4 @@
+using Hangfire;
 using Helios.Api.Auth;
 using Helios.Api.Export;
 using Helios.Api.Fhir;
@@ -62,6 +63,15 @@ public static class HeliosApiExtensions
 
         fhir.MapExportApi();
         fhir.MapFhirApi();
+        // The export jobs as Hangfire sees them (queues, runs, retries), read-only, behind the same token check. In the
+        // composed stack it shows the workers' servers through the shared storage.
+        fhir.MapHangfireDashboard("/hangfire", new DashboardOptions
+        {
+            DashboardTitle = "Helios export jobs",
+            IsReadOnlyFunc = _ => true,
+            Authorization = [],
+            AppPath = null,
+        });
         app.MapFallback(FhirApi.NoEndpoint);
         return app;
     }

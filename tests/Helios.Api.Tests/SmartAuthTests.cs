@@ -48,6 +48,21 @@ public sealed class SmartAuthTests(AuthEmbeddedFactory factory) : IClassFixture<
     }
 
     [Fact]
+    public async Task HangfireDashboard_NeedsAToken_AndIsReadOnly()
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, (await Client(null).GetAsync("/hangfire")).StatusCode);
+        var client = await ClientWithAsync(AuthSetup.Full, "system/*.rs");
+        var page = await client.GetAsync("/hangfire");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Contains("Helios export jobs", html, StringComparison.Ordinal);
+        // Read-only: the pages offer no commands, and a command posted anyway is refused.
+        Assert.DoesNotContain("data-ajax=", html, StringComparison.Ordinal);
+        var command = await client.PostAsync("/hangfire/jobs/enqueued/delete", new FormUrlEncodedContent(new Dictionary<string, string> { ["jobs[]"] = "1" }));
+        Assert.False(command.IsSuccessStatusCode, $"a read-only dashboard ran a command: {(int)command.StatusCode}");
+    }
+
+    [Fact]
     public async Task TokenEndpoint_AuthenticatesTheClientByItsKey()
     {
         // RS384 and ES384 assertions of registered keys get tokens (v2 and v1 scopes).
