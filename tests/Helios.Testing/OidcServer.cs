@@ -73,7 +73,7 @@ public sealed class OidcServer : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         TestTools.RecordPid(process.Id);
-        await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(30), "oidc-provider");
+        await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(60), "oidc-provider");
         return new OidcServer(issuer, process, directory);
     }
 
