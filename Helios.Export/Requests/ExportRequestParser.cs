@@ -130,6 +130,22 @@ public static partial class ExportRequestParser
         return knownTypes.Any(type => ElementsProjection.IsRootElement(type, element)) ? null : $"_elements '{element}' is not an element of any resource type.";
     }
 
+    /// <summary>Adds each value not yet in <paramref name="target"/>, or refuses it with what <paramref name="problem"/> says.</summary>
+    private static void AddDistinct(List<string> target, IEnumerable<string> values, Action<string> refuse, Func<string, string?> problem)
+    {
+        foreach (var value in values)
+        {
+            if (problem(value) is { } message)
+            {
+                refuse(message);
+            }
+            else if (!target.Contains(value, StringComparer.Ordinal))
+            {
+                target.Add(value);
+            }
+        }
+    }
+
     private static string Unescape(string text)
     {
         try
@@ -252,35 +268,13 @@ public static partial class ExportRequestParser
                     partialManifests = values[0] == "true";
                     break;
                 case "includeAssociatedData":
-                    associated ??= [];
-                    foreach (var value in values)
-                    {
-                        // A Coding (STU4) arrives as its code.
-                        if (!AssociatedData.Supported.Contains(value, StringComparer.Ordinal))
-                        {
-                            Refuse($"includeAssociatedData '{value}' is not supported: use {AssociatedData.LatestProvenance}, {AssociatedData.RelevantProvenance}, or {AssociatedData.Referenced} (the resources of other types that exported resources reference).");
-                        }
-                        else if (!associated.Contains(value, StringComparer.Ordinal))
-                        {
-                            associated.Add(value);
-                        }
-                    }
-
+                    // A Coding (STU4) arrives as its code.
+                    AddDistinct(associated ??= [], values, Refuse, value => AssociatedData.Supported.Contains(value, StringComparer.Ordinal)
+                        ? null
+                        : $"includeAssociatedData '{value}' is not supported: use {AssociatedData.LatestProvenance}, {AssociatedData.RelevantProvenance}, or {AssociatedData.Referenced} (the resources of other types that exported resources reference).");
                     break;
                 case "_elements":
-                    elements ??= [];
-                    foreach (var element in values)
-                    {
-                        if (ElementProblem(element, knownTypes) is { } problem)
-                        {
-                            Refuse(problem);
-                        }
-                        else if (!elements.Contains(element, StringComparer.Ordinal))
-                        {
-                            elements.Add(element);
-                        }
-                    }
-
+                    AddDistinct(elements ??= [], values, Refuse, element => ElementProblem(element, knownTypes));
                     break;
                 case "_type":
                     types ??= [];
