@@ -54,6 +54,10 @@ public static class ExportHostingExtensions
         builder.Services.AddSingleton(new ExportSupervisorSettings(ResetLeasesOnStartup: topology == HeliosTopology.Embedded));
         builder.Services.AddSingleton<ExportSupervisor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ExportSupervisor>());
+        if (!workerHost)
+        {
+            builder.Services.AddHostedService<ExportActivityReporter>();
+        }
 
         if (topology == HeliosTopology.PostgresS3)
         {

@@ -46,6 +46,31 @@ public static class ExportApi
 
     private static async Task<FhirResult> KickoffAsync(HttpContext context, ExportLevel level, string? groupId, ExportEndpointServices services, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await KickoffCoreAsync(context, level, groupId, services, cancellationToken);
+        }
+        catch (FhirOperationException ex)
+        {
+            var reason = ex.Status switch
+            {
+                429 => "too_many",
+                404 or 410 => "not_found",
+                401 or 403 => "forbidden",
+                _ => "invalid",
+            };
+            ExportTelemetry.KickoffsRefused.Add(1, new KeyValuePair<string, object?>("reason", reason), new KeyValuePair<string, object?>("level", level.ToString()));
+            throw;
+        }
+        catch (ExportRequestException)
+        {
+            ExportTelemetry.KickoffsRefused.Add(1, new KeyValuePair<string, object?>("reason", "invalid"), new KeyValuePair<string, object?>("level", level.ToString()));
+            throw;
+        }
+    }
+
+    private static async Task<FhirResult> KickoffCoreAsync(HttpContext context, ExportLevel level, string? groupId, ExportEndpointServices services, CancellationToken cancellationToken)
+    {
         var request = context.Request;
         if (!FhirRequestReader.PreferHas(request, "respond-async"))
         {

@@ -370,6 +370,21 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
             Convert.ToInt32(reader.GetValue(2), CultureInfo.InvariantCulture), Convert.ToInt32(reader.GetValue(3), CultureInfo.InvariantCulture));
     }
 
+    public async Task<ExportActivity> GetActivityAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = Command(connection, null, """
+            SELECT (SELECT COUNT(*) FROM export_jobs WHERE status IN ('Accepted', 'Running')),
+                   (SELECT COUNT(*) FROM export_partitions p JOIN export_jobs j ON j.id = p.job_id AND j.status = 'Running'
+                    WHERE p.status = 'pending' OR (p.status = 'running' AND p.lease_expires < @now)),
+                   (SELECT COUNT(*) FROM export_partitions WHERE status = 'running' AND lease_expires >= @now)
+            """, [("@now", Now)]);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new ExportActivity(Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture),
+            Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture));
+    }
+
     public async Task<IReadOnlyList<ExportWorkItem>> TakeWorkToEnqueueAsync(DateTimeOffset staleBefore, CancellationToken cancellationToken)
     {
         var now = Now;

@@ -34,6 +34,7 @@ public sealed partial class ExportPartitionRunner(
         }
 
         var settings = options.Value;
+        using var scope = ExportTelemetry.BeginJobScope(logger, jobId);
         while (await jobs.ClaimPartitionAsync(jobId, null, identity.Id, settings.LeaseDuration, settings.MaxAttempts, cancellationToken) is { } lease)
         {
             var outcome = await RunPartitionAsync(job, lease, cancellationToken);
@@ -63,6 +64,13 @@ public sealed partial class ExportPartitionRunner(
         activity?.SetTag("helios.export.partition", partitionNo);
         activity?.SetTag("helios.export.resource_type", lease.Type);
         activity?.SetTag("helios.export.attempt", lease.Attempt);
+        activity?.SetTag("helios.export.worker", identity.Id);
+        if (lease.Attempt > 1)
+        {
+            ExportTelemetry.PartitionsReclaimed.Add(1, new KeyValuePair<string, object?>("resource_type", lease.Type));
+        }
+
+        ExportTelemetry.PartitionsRunning.Add(1);
         var started = Stopwatch.GetTimestamp();
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -111,6 +119,7 @@ public sealed partial class ExportPartitionRunner(
         }
         finally
         {
+            ExportTelemetry.PartitionsRunning.Add(-1);
             await run.CancelAsync();
             await heartbeat;
         }
@@ -275,6 +284,7 @@ public sealed partial class ExportPartitionRunner(
 
     private async Task OnJobCompletedAsync(ExportJob job, CancellationToken cancellationToken)
     {
+        using var activity = ExportTelemetry.StartStage("helios.export.complete", job);
         // The population and the associated-resource sets.
         await source.DeletePatientSetAsync(job.Id, cancellationToken);
 

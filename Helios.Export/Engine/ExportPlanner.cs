@@ -35,6 +35,7 @@ public sealed partial class ExportPlanner(
         }
 
         using var activity = ExportTelemetry.StartStage("helios.export.plan", job);
+        using var scope = ExportTelemetry.BeginJobScope(logger, jobId);
 
         try
         {
@@ -110,6 +111,7 @@ public sealed partial class ExportPlanner(
             }
 
             activity?.SetTag("helios.export.partitions", partitions.Count);
+            ExportTelemetry.PartitionsQueued.Add(partitions.Count);
             LogPlanned(logger, jobId, partitions.Count, partitions.Sum(p => p.EstimatedRows));
             if (partitions.Count == 0)
             {

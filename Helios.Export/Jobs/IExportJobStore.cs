@@ -62,6 +62,9 @@ public interface IExportJobStore
 
     Task<ExportProgress> GetProgressAsync(string jobId, CancellationToken cancellationToken);
 
+    /// <summary>The deployment's export activity now (for the gauges, and as the store's health probe).</summary>
+    Task<ExportActivity> GetActivityAsync(CancellationToken cancellationToken);
+
     /// <summary>Exports that need a (new) Hangfire job: accepted ones not enqueued since <paramref name="staleBefore"/>
     /// (to plan), and running ones with claimable partitions where either a lease expired since the last enqueue or
     /// nothing holds a live lease and the last enqueue is older than <paramref name="staleBefore"/> (to run).

@@ -21,6 +21,12 @@ public static class StorageTelemetry
     /// <summary>Duration of searches (page query, count and includes).</summary>
     public static readonly Histogram<double> SearchDuration = s_meter.CreateHistogram<double>("helios.storage.search.duration", unit: "s");
 
+    /// <summary>Resources stored by the bulk loader (its throughput is this counter's rate).</summary>
+    public static readonly Counter<long> BulkResourcesLoaded = s_meter.CreateCounter<long>("helios.storage.bulk.loaded", unit: "{resource}");
+
+    /// <summary>Duration of one bulk-load batch write.</summary>
+    public static readonly Histogram<double> BulkBatchDuration = s_meter.CreateHistogram<double>("helios.storage.bulk.batch.duration", unit: "s");
+
     /// <summary>Lines refused by the bulk loader.</summary>
     public static readonly Counter<long> BulkLinesRejected = s_meter.CreateCounter<long>("helios.storage.bulk.rejected", unit: "{line}");
 }

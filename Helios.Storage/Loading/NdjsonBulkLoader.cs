@@ -184,6 +184,8 @@ public sealed class NdjsonBulkLoader(IResourceStore store, IndexExtractor extrac
                 await store.LoadBatchAsync(batch, keys, cancellationToken);
                 writeTicks += Stopwatch.GetTimestamp() - writeStarted;
                 loaded += batch.Count;
+                StorageTelemetry.BulkResourcesLoaded.Add(batch.Count);
+                StorageTelemetry.BulkBatchDuration.Record(Stopwatch.GetElapsedTime(writeStarted).TotalSeconds);
             }
         }, cancellationToken);
 

@@ -466,11 +466,11 @@ public sealed class EmbeddedExportTests(EmbeddedExportFactory factory) : ExportC
     }
 }
 
-/// <summary>Every export stage emits a span; the planner's and partitions' spans link back to the kick-off trace.</summary>
+/// <summary>Every export stage emits a span, all in the kick-off's trace; the stages and the refusals are counted.</summary>
 public sealed class ExportTelemetryTests(EmbeddedExportFactory factory) : IClassFixture<EmbeddedExportFactory>
 {
     [Fact]
-    public async Task Stages_EmitSpans_LinkedToTheKickoff()
+    public async Task Stages_EmitSpans_InTheKickoffsTrace()
     {
         await ExportSeed.EnsureAsync(factory);
         var spans = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
@@ -487,13 +487,66 @@ public sealed class ExportTelemetryTests(EmbeddedExportFactory factory) : IClass
         var jobId = statusUrl[(statusUrl.LastIndexOf('/') + 1)..];
         await client.WaitForManifestAsync(statusUrl);
 
-        var mine = spans.Where(s => s.DisplayName == "helios.export.kickoff" || Equals(s.GetTagItem("helios.export.job_id"), jobId)).ToList();
-        var kickoff = Assert.Single(mine, s => s.DisplayName == "helios.export.kickoff" && Equals(s.GetTagItem("helios.export.job_id"), jobId));
+        var mine = spans.Where(s => Equals(s.GetTagItem(ExportTelemetry.JobIdTag), jobId)).ToList();
+        var kickoff = Assert.Single(mine, s => s.DisplayName == "helios.export.kickoff");
         var plan = Assert.Single(mine, s => s.DisplayName == "helios.export.plan");
+        var complete = Assert.Single(mine, s => s.DisplayName == "helios.export.complete");
         var partitions = mine.Where(s => s.DisplayName == "helios.export.partition").ToList();
         Assert.NotEmpty(partitions);
-        Assert.All(partitions.Append(plan), s => Assert.Contains(s.Links, l => l.Context.TraceId == kickoff.TraceId));
-        Assert.Contains(spans, s => s.DisplayName == "helios.export.part" && partitions.Any(p => p.SpanId == s.ParentSpanId));
+        // The stages ran in Hangfire jobs, after the kick-off's request ended, and still are its children.
+        Assert.All(partitions.Append(plan).Append(complete), s =>
+        {
+            Assert.Equal(kickoff.TraceId, s.TraceId);
+            Assert.Equal(kickoff.SpanId, s.ParentSpanId);
+        });
+        Assert.Contains(spans, s => s.DisplayName == "helios.export.part" && s.TraceId == kickoff.TraceId && partitions.Any(p => p.SpanId == s.ParentSpanId));
+    }
+
+    [Fact]
+    public async Task Metrics_CountStagesAndRefusals_AndTheGaugesReadTheStore()
+    {
+        await ExportSeed.EnsureAsync(factory);
+        var measured = new System.Collections.Concurrent.ConcurrentQueue<(string Name, long Value, string? Reason)>();
+        using var meters = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == ExportTelemetry.Name)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        meters.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            string? reason = null;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "reason")
+                {
+                    reason = tag.Value as string;
+                }
+            }
+
+            measured.Enqueue((instrument.Name, value, reason));
+        });
+        meters.Start();
+
+        var client = new ExportClient(factory.CreateClient(), ExportDiagnostics.For(factory));
+        var refused = await client.SendKickoffAsync("/$export?_type=NoSuchType");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains(measured, m => m is { Name: "helios.export.kickoffs.refused", Value: 1, Reason: "invalid" });
+
+        var statusUrl = await client.KickoffAsync("/$export?_type=Patient");
+        await factory.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<Helios.Export.Engine.ExportActivityReporter>().Single().ReportAsync(CancellationToken.None);
+        meters.RecordObservableInstruments();
+        Assert.Contains(measured, m => m is { Name: "helios.export.jobs.active", Value: >= 1 });
+
+        await client.WaitForManifestAsync(statusUrl);
+        Assert.Contains(measured, m => m is { Name: "helios.export.partitions.queued", Value: >= 1 });
+        Assert.Contains(measured, m => m is { Name: "helios.export.partitions.running", Value: 1 });
+        Assert.Contains(measured, m => m is { Name: "helios.export.partitions.running", Value: -1 });
+        Assert.Contains(measured, m => m is { Name: "helios.export.resources", Value: > 0 });
     }
 }
 
