@@ -79,6 +79,15 @@ public static class ExportHostingExtensions
             AddHangfire(builder.Services, _ => new Hangfire.InMemory.InMemoryStorage());
         }
 
+        // Readiness: what this process depends on (/health; /alive stays the liveness check).
+        var checks = builder.Services.AddHealthChecks()
+            .AddCheck<ExportStoreHealthCheck>("export-store", timeout: TimeSpan.FromSeconds(10))
+            .AddCheck<ExportFileStoreHealthCheck>("export-files", timeout: TimeSpan.FromSeconds(10));
+        if (runWorkers)
+        {
+            checks.AddCheck<HangfireServerHealthCheck>("hangfire-server", timeout: TimeSpan.FromSeconds(10));
+        }
+
         if (runWorkers)
         {
             builder.Services.AddHangfireServer((sp, server) =>

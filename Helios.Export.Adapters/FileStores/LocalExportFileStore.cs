@@ -65,6 +65,9 @@ public sealed class LocalExportFileStore : IExportFileStore
 
     public string? GetLocalPath(string jobId, string fileName) => Path.Combine(JobDirectory(jobId), SafeName(fileName));
 
+    public Task CheckAvailableAsync(CancellationToken cancellationToken) =>
+        Directory.Exists(_root) ? Task.CompletedTask : Task.FromException(new DirectoryNotFoundException($"The export directory {_root} does not exist."));
+
     private string JobDirectory(string jobId) => Path.Combine(_root, SafeName(jobId));
 
     private static string SafeName(string name)

@@ -53,6 +53,9 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
     public async Task DeleteFileAsync(string jobId, string fileName, CancellationToken cancellationToken) =>
         await _client.DeleteObjectAsync(_options.Bucket, Key(jobId, fileName), cancellationToken);
 
+    public async Task CheckAvailableAsync(CancellationToken cancellationToken) =>
+        await _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _options.Prefix, MaxKeys = 1 }, cancellationToken);
+
     public async Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken)
     {
         var prefix = $"{_options.Prefix}{jobId}/";

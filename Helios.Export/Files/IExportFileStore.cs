@@ -16,6 +16,10 @@ public interface IExportFileStore
     /// <summary>Names of everything stored for the job (published parts, and temp files of parts being written).</summary>
     Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken);
 
+    /// <summary>Throws when the store cannot be reached (the health probe): the bucket answers a listing, or the
+    /// directory exists.</summary>
+    Task CheckAvailableAsync(CancellationToken cancellationToken);
+
     /// <summary>Whether files can be handed out as presigned URLs.</summary>
     bool CanPresign { get; }
 

@@ -20,6 +20,8 @@ internal sealed class HookedFileStore(LocalExportFileStore inner) : IExportFileS
 
     public Task DeleteJobAsync(string jobId, CancellationToken cancellationToken) => Inner.DeleteJobAsync(jobId, cancellationToken);
 
+    public Task CheckAvailableAsync(CancellationToken cancellationToken) => inner.CheckAvailableAsync(cancellationToken);
+
     public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken) => Inner.ListAsync(jobId, cancellationToken);
 
     public Task<Uri> GetPresignedUrlAsync(string jobId, string fileName, TimeSpan lifetime, CancellationToken cancellationToken) =>
