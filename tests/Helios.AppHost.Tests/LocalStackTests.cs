@@ -49,6 +49,25 @@ public sealed class LocalStackTests
         var sample = await stack.ExportAsync("/Group/helios-sample/$export");
         Assert.Equal(4, sample["Patient"].Count);
         Assert.True(sample.GetValueOrDefault("Observation")?.Count > 0, "the seeded patients' Observations are exported");
+
+        // One trace per export, across processes: the kick-off in the Api, the plan, every partition and the
+        // completion in the workers, all children of the kick-off span.
+        var jobId = stack.LastJobId!;
+        var spans = await stack.WaitForSpansAsync(s => s.Count(x => x.Attributes.GetValueOrDefault("helios.export.job_id") == jobId && x.Name == "helios.export.complete") == 1);
+        var mine = spans.Where(s => s.Attributes.GetValueOrDefault("helios.export.job_id") == jobId).ToList();
+        var kickoff = Assert.Single(mine, s => s.Name == "helios.export.kickoff");
+        Assert.Equal("helios-api", kickoff.Service);
+        Assert.Contains(spans, s => s.SpanId == kickoff.ParentSpanId && s.Service == "helios-api"); // the kick-off request
+        var stages = mine.Where(s => s.Name is "helios.export.plan" or "helios.export.partition" or "helios.export.complete").ToList();
+        Assert.Single(stages, s => s.Name == "helios.export.plan");
+        Assert.Contains(stages, s => s.Name == "helios.export.partition");
+        Assert.All(stages, s =>
+        {
+            Assert.Equal("helios-worker", s.Service);
+            Assert.Equal(kickoff.TraceId, s.TraceId);
+            Assert.Equal(kickoff.SpanId, s.ParentSpanId);
+        });
+        Assert.Contains(spans, s => s.Name == "helios.export.part" && s.TraceId == kickoff.TraceId && stages.Any(p => p.SpanId == s.ParentSpanId));
     }
 
     [Fact]
@@ -86,6 +105,10 @@ public sealed class LocalStackTests
         private readonly CancellationTokenSource _cts = new(s_timeout);
         private DistributedApplication _app = null!;
         private string _dataDirectory = null!;
+        private readonly OtlpTraceReceiver _telemetry = new();
+
+        /// <summary>The job id of the last export run by <see cref="ExportAsync"/>.</summary>
+        public string? LastJobId { get; private set; }
 
         public HttpClient Api { get; private set; } = null!;
 
@@ -100,6 +123,15 @@ public sealed class LocalStackTests
                 "--Helios:Infrastructure=local", $"--Helios:DataDirectory={stack._dataDirectory}", "--Parameters:helios-db-password=local-stack-test",
                 "--DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", .. args,
             ], token);
+            // The processes export their telemetry to this test's receiver instead of the (disabled) dashboard.
+            foreach (var project in builder.Resources.OfType<ProjectResource>().ToList())
+            {
+                builder.CreateResourceBuilder(project)
+                    .WithEnvironment("OTEL_EXPORTER_OTLP_ENDPOINT", stack._telemetry.Endpoint)
+                    .WithEnvironment("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+                    .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "500");
+            }
+
             stack._app = await builder.BuildAsync(token).WaitAsync(s_timeout, token);
             await stack._app.StartAsync(token).WaitAsync(s_timeout, token);
             await stack._app.ResourceNotifications.WaitForResourceHealthyAsync("helios-api", token).WaitAsync(s_timeout, token);
@@ -110,6 +142,22 @@ public sealed class LocalStackTests
             Assert.Equal(HttpStatusCode.Unauthorized, (await stack.Api.GetAsync("/Patient", token)).StatusCode);
             stack.Api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
             return stack;
+        }
+
+        /// <summary>Waits until the spans received so far satisfy <paramref name="done"/>, and returns them.</summary>
+        public async Task<List<ReceivedSpan>> WaitForSpansAsync(Func<List<ReceivedSpan>, bool> done)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (true)
+            {
+                var spans = _telemetry.Spans.ToList();
+                if (done(spans) || DateTime.UtcNow > deadline)
+                {
+                    return spans;
+                }
+
+                await Task.Delay(250, CancellationToken);
+            }
         }
 
         public Task WaitForSeedAsync() =>
@@ -145,6 +193,7 @@ public sealed class LocalStackTests
             var accepted = await Api.SendAsync(kickoff, token);
             Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
             var status = accepted.Content.Headers.ContentLocation!;
+            LastJobId = status.Segments[^1];
             JsonElement manifest;
             while (true)
             {
@@ -191,6 +240,7 @@ public sealed class LocalStackTests
             }
 
             _cts.Dispose();
+            _telemetry.Dispose();
             try
             {
                 Directory.Delete(_dataDirectory, recursive: true);
