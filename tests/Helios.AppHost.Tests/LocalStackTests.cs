@@ -7,6 +7,7 @@ using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Helios.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Helios.AppHost.Tests;
 
@@ -39,6 +40,16 @@ public sealed class LocalStackTests
         }
 
         await PutAsync($"/Group/g-{tag}", $$$"""{"resourceType":"Group","id":"g-{{{tag}}}","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a-{{{tag}}}"}}]}""");
+
+        // The dashboard's "Get a development token" command: its token works too.
+        var command = await stack.App.Services.GetRequiredService<ResourceCommandService>().ExecuteCommandAsync("helios-api", "dev-token", token);
+        Assert.True(command.Success, command.Message);
+        var devToken = System.Text.RegularExpressions.Regex.Match(command.Data!.Value, @"eyJ[\w-]+\.[\w-]+\.[\w-]+").Value;
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"/Patient/a-{tag}"))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", devToken);
+            Assert.Equal(HttpStatusCode.OK, (await api.SendAsync(request, token)).StatusCode);
+        }
 
         var ids = await stack.ExportAsync($"/Group/g-{tag}/$export");
         Assert.Equal([$"a-{tag}"], ids["Patient"]);
@@ -111,6 +122,8 @@ public sealed class LocalStackTests
         public string? LastJobId { get; private set; }
 
         public HttpClient Api { get; private set; } = null!;
+
+        public DistributedApplication App => _app;
 
         public CancellationToken CancellationToken => _cts.Token;
 
