@@ -68,6 +68,7 @@ internal static class HeliosStack
     {
         var (db, files, filesUrl, accessKey, secretKey, auth, authority, keys, devClientId) = infrastructure;
         var replicas = int.TryParse(builder.Configuration["Helios:WorkerReplicas"], out var n) && n > 0 ? n : 2;
+        var apiReplicas = int.TryParse(builder.Configuration["Helios:ApiReplicas"], out var a) && a > 0 ? a : 1;
 
         // Export settings given to the AppHost (--Helios:Export:PartitionRows=...) go to the workers and the Api.
         var exportSettings = builder.Configuration.GetSection("Helios:Export").AsEnumerable(true)
@@ -90,6 +91,7 @@ internal static class HeliosStack
         var worker = Configure(builder.AddProject<Projects.Helios_Worker>("helios-worker")).WithReplicas(replicas);
         var api = Configure(builder.AddProject<Projects.Helios_Api>("helios-api"))
             .WithEnvironment("Helios__Export__RunWorkers", "false")
+            .WithReplicas(apiReplicas)
             .WaitFor(worker);
         api.WithCommand(DevTokenCommand, "Get a development token",
             context => GetDevTokenAsync(api, authority, keys, devClientId, context.CancellationToken),

@@ -8,6 +8,7 @@ using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Helios.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 
 namespace Helios.AppHost.Tests;
 
@@ -81,33 +82,71 @@ public sealed class LocalStackTests
         Assert.Contains(spans, s => s.Name == "helios.export.part" && s.TraceId == kickoff.TraceId && stages.Any(p => p.SpanId == s.ParentSpanId));
     }
 
+    /// <summary>
+    /// The deployed shape of postgres-s3: two Api replicas behind the AppHost's proxy (kick-off, polls and downloads
+    /// land on either) and two worker replicas. The worker holding a partition lease is killed (SIGKILL) after parts
+    /// were committed: the other one takes the partition over and the export completes with every resource once.
+    /// </summary>
     [Fact]
-    public async Task LocalStack_AWorkerReplicaKilledMidExport_TheExportStillCompletes_EveryResourceOnce()
+    public async Task LocalStack_TwoApisTwoWorkers_TheWorkerHoldingALeaseKilled_TheExportIsExact()
     {
         // Small, slowed partitions and short leases: the export outlives the kill, and the dead replica's partition
         // is taken over by the other one.
         await using var stack = await LocalStack.StartAsync(
         [
-            "--Helios:SeedPatients=30", "--Helios:Export:PartitionRows=60", "--Helios:Export:ReadBatchRows=20",
-            "--Helios:Export:DelayPerBatch=00:00:00.100", "--Helios:Export:LeaseDuration=00:00:04", "--Helios:Export:HeartbeatInterval=00:00:01",
-            "--Helios:Export:RequeueAfter=00:00:05", "--Helios:Export:SupervisorInterval=00:00:01", "--Helios:Export:PollThrottleFraction=0",
+            "--Helios:SeedPatients=30", "--Helios:ApiReplicas=2", "--Helios:Export:PartitionRows=60", "--Helios:Export:ReadBatchRows=20",
+            "--Helios:Export:MaxPartBytes=12000", "--Helios:Export:DelayPerBatch=00:00:00.100", "--Helios:Export:LeaseDuration=00:00:04",
+            "--Helios:Export:HeartbeatInterval=00:00:01", "--Helios:Export:RequeueAfter=00:00:05", "--Helios:Export:SupervisorInterval=00:00:01",
+            "--Helios:Export:PollThrottleFraction=0",
         ]);
         await stack.WaitForSeedAsync();
         var expectedObservations = await stack.CountAsync("Observation");
+        Assert.Equal(2, stack.ApiProcesses().Count);
+        await using var db = NpgsqlDataSource.Create((await stack.App.GetConnectionStringAsync("helios-db", stack.CancellationToken))!);
 
+        int killed = 0;
         var ids = await stack.ExportAsync("/Group/helios-sample/$export", async () =>
         {
-            var workers = stack.WorkerProcesses();
-            Assert.Equal(2, workers.Count);
-            workers[0].Kill();
+            Assert.Equal(2, stack.WorkerProcesses().Count);
+            var jobId = stack.LastJobId!;
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (killed == 0)
+            {
+                // A worker that holds a live lease while parts of the export are committed.
+                await using var command = db.CreateCommand("""
+                    SELECT p.lease_owner FROM export_partitions p
+                    WHERE p.job_id = $1 AND p.status = 'running' AND EXISTS (SELECT 1 FROM export_files f WHERE f.job_id = $1)
+                    LIMIT 1
+                    """);
+                command.Parameters.AddWithValue(jobId);
+                if (await command.ExecuteScalarAsync(stack.CancellationToken) is string owner)
+                {
+                    var holder = stack.WorkerProcesses().SingleOrDefault(p => owner.Contains($"-{p.Id}-", StringComparison.Ordinal));
+                    if (holder is not null)
+                    {
+                        holder.Kill();
+                        killed = holder.Id;
+                        break;
+                    }
+                }
+
+                Assert.True(DateTime.UtcNow < deadline, "no worker held a lease while parts were committed");
+                await Task.Delay(20, stack.CancellationToken);
+            }
         });
 
+        Assert.NotEqual(0, killed);
         Assert.Equal(30, ids["Patient"].Count);
         Assert.Equal(expectedObservations, ids["Observation"].Count);
         foreach (var (type, list) in ids)
         {
             Assert.True(list.Count == list.Distinct().Count(), $"a {type} was exported twice");
         }
+
+        // A partition really was taken over from the dead worker.
+        await using var attempts = db.CreateCommand("SELECT MAX(attempts) FROM export_partitions WHERE job_id = $1");
+        attempts.Parameters.AddWithValue(stack.LastJobId!);
+        Assert.True(Convert.ToInt32(await attempts.ExecuteScalarAsync(stack.CancellationToken), System.Globalization.CultureInfo.InvariantCulture) >= 2);
     }
 
     /// <summary>One started local stack and a client with a development token.</summary>
@@ -180,10 +219,15 @@ public sealed class LocalStackTests
             JsonDocument.Parse(await Api.GetStringAsync($"/{type}?_summary=count", CancellationToken)).RootElement.GetProperty("total").GetInt32();
 
         /// <summary>The Helios.Worker processes of this stack (their S3 endpoint is this stack's).</summary>
-        public List<System.Diagnostics.Process> WorkerProcesses()
+        public List<System.Diagnostics.Process> WorkerProcesses() => Processes("Helios.Worker");
+
+        /// <summary>The Helios.Api processes of this stack (the one-shot seed has ended by then).</summary>
+        public List<System.Diagnostics.Process> ApiProcesses() => Processes("Helios.Api");
+
+        private List<System.Diagnostics.Process> Processes(string name)
         {
             var files = _app.GetEndpoint("helios-files", "http").ToString().TrimEnd('/');
-            return [.. System.Diagnostics.Process.GetProcessesByName("Helios.Worker").Where(p =>
+            return [.. System.Diagnostics.Process.GetProcessesByName(name).Where(p =>
             {
                 try
                 {
