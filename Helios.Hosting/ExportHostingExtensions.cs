@@ -17,6 +17,11 @@ namespace Helios.Hosting;
 
 public static class ExportHostingExtensions
 {
+    private const string HangfireSchema = "hangfire";
+
+    /// <summary>Advisory lock held while Hangfire's schema is installed or upgraded.</summary>
+    private const long HangfireSchemaLockKey = 4748127590113;
+
     /// <summary>
     /// Registers the Bulk Data export engine for the topology: job state, file store, Hangfire storage and (when this
     /// process runs workers) a Hangfire server on the export queue, plus the supervisor. Invalid combinations fail
@@ -65,8 +70,10 @@ public static class ExportHostingExtensions
             builder.Services.AddSingleton<IExportJobStore>(sp => new PostgresExportJobStore(sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<TimeProvider>()));
             var storageOptions = new PostgreSqlStorageOptions
             {
-                SchemaName = "hangfire",
-                PrepareSchemaIfNecessary = true,
+                SchemaName = HangfireSchema,
+                // MigrateHeliosAsync installs the schema under an advisory lock: two processes starting at once would
+                // otherwise race in Hangfire's own installer (one of them logs an error).
+                PrepareSchemaIfNecessary = false,
                 QueuePollInterval = TimeSpan.FromMilliseconds(250),
             };
             AddHangfire(builder.Services, _ => new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(connectionString, storageOptions), storageOptions));
@@ -123,6 +130,24 @@ public static class ExportHostingExtensions
         ArgumentNullException.ThrowIfNull(services);
         await services.GetRequiredService<Helios.Storage.ISchemaMigrator>().MigrateAsync(cancellationToken);
         await services.GetRequiredService<IExportJobStore>().MigrateAsync(cancellationToken);
+        if (services.GetService<NpgsqlDataSource>() is { } dataSource && services.GetService<JobStorage>() is not null)
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_lock({HangfireSchemaLockKey})", connection))
+            {
+                await lockCommand.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            try
+            {
+                PostgreSqlObjectsInstaller.Install(connection, HangfireSchema);
+            }
+            finally
+            {
+                await using var unlock = new NpgsqlCommand($"SELECT pg_advisory_unlock({HangfireSchemaLockKey})", connection);
+                await unlock.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+        }
         if (services.GetService<S3ExportFileStore>() is { } s3 && services.GetRequiredService<IOptions<S3Options>>().Value.CreateBucket)
         {
             await s3.EnsureBucketAsync(cancellationToken);

@@ -51,6 +51,7 @@ public static class Extensions
                 .AddRuntimeInstrumentation()
                 .AddMeter(HeliosTelemetrySources))
             .WithTracing(tracing => tracing
+                .SetSampler(new ParentBasedSampler(new NoBackgroundClientSpansSampler()))
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource(HeliosTelemetrySources)
                 .AddSource("Npgsql")
@@ -80,5 +81,17 @@ public static class Extensions
         app.MapHealthChecks(HealthEndpointPath);
         app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions { Predicate = r => r.Tags.Contains("live") });
         return app;
+    }
+
+    /// <summary>
+    /// The root sampler: a client span (a database command, an outgoing HTTP call) that starts a trace of its own is
+    /// background work (Hangfire's queue polling, the supervisor's ticks, JWKS refreshes) and would bury the request and
+    /// export traces in the dashboard under thousands of one-span traces, so it is dropped. Client spans inside a
+    /// request or an export stage follow their parent and are kept.
+    /// </summary>
+    private sealed class NoBackgroundClientSpansSampler : Sampler
+    {
+        public override SamplingResult ShouldSample(in SamplingParameters samplingParameters) =>
+            new(samplingParameters.Kind == System.Diagnostics.ActivityKind.Client ? SamplingDecision.Drop : SamplingDecision.RecordAndSample);
     }
 }
