@@ -73,10 +73,18 @@ internal static class LocalInfrastructure
             .WithHttpHealthCheck("/.well-known/openid-configuration");
     }
 
-    /// <summary><c>npm ci</c> in <paramref name="folder"/> unless its <c>node_modules/<paramref name="package"/></c> exists.</summary>
+    /// <summary><c>npm ci</c> in <paramref name="folder"/> unless an earlier one finished there. Several AppHosts may
+    /// start at once on a fresh clone (tests do), so the install runs under a lock file and leaves a marker when done.</summary>
     private static void EnsureNpmPackages(string folder, string package)
     {
-        if (File.Exists(Path.Combine(folder, "node_modules", package, "package.json")))
+        var marker = Path.Combine(folder, "node_modules", ".helios-installed");
+        if (File.Exists(marker) && File.Exists(Path.Combine(folder, "node_modules", package, "package.json")))
+        {
+            return;
+        }
+
+        using var gate = AcquireLock(Path.Combine(folder, ".npm-install.lock"), TimeSpan.FromMinutes(5));
+        if (File.Exists(marker) && File.Exists(Path.Combine(folder, "node_modules", package, "package.json")))
         {
             return;
         }
@@ -94,6 +102,25 @@ internal static class LocalInfrastructure
         if (npm.ExitCode != 0)
         {
             throw new InvalidOperationException($"npm ci in {folder} failed: {output.Result}");
+        }
+
+        File.WriteAllText(marker, DateTimeOffset.UtcNow.ToString("O"));
+    }
+
+    /// <summary>An exclusive lock on <paramref name="path"/> across processes (released on dispose).</summary>
+    private static FileStream AcquireLock(string path, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(250);
+            }
         }
     }
 

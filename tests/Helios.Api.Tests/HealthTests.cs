@@ -1,8 +1,8 @@
 using System.Net;
-using Hangfire.InMemory;
 using Helios.Export.Adapters.FileStores;
 using Helios.Export.Engine;
 using Helios.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Helios.Api.Tests;
@@ -53,7 +53,8 @@ public sealed class HealthTests(EmbeddedExportFactory embedded, PostgresS3Export
     [Fact]
     public async Task HangfireCheck_IsUnhealthy_WithoutThisProcesssServer()
     {
-        using var storage = new InMemoryStorage();
+        // The running host's storage (its own server is registered there), asked for a server that never started.
+        var storage = embedded.Services.GetRequiredService<Hangfire.JobStorage>();
         var check = new HangfireServerHealthCheck(storage, new ExportWorkerIdentity(), TimeProvider.System);
         var result = await check.CheckHealthAsync(Context(check));
         Assert.Equal(HealthStatus.Unhealthy, result.Status);
