@@ -14,6 +14,41 @@ internal static class FhirExceptionMapping
 {
     private static readonly IReadOnlyDictionary<string, string> s_noHeaders = new Dictionary<string, string>();
 
+    /// <summary>What a client is told to wait when the database is down (a restart or failover takes seconds).</summary>
+    public const int StoreRetryAfterSeconds = 5;
+
+    /// <summary>The database cannot be reached or is shutting down, restarting or busy: a transient state the client
+    /// should retry (503), not a server fault (500). Npgsql marks these transient (connection refused or broken,
+    /// admin shutdown 57P01-57P03, pool timeout); SQLite reports busy or locked.</summary>
+    public static bool IsStoreUnavailable(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            switch (e)
+            {
+                case Npgsql.PostgresException postgres when postgres.SqlState.StartsWith("57P", StringComparison.Ordinal) || postgres.SqlState.StartsWith("08", StringComparison.Ordinal) || postgres.SqlState == "53300":
+                    return true;
+                case Npgsql.NpgsqlException npgsql when npgsql.IsTransient:
+                    return true;
+                case Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 }:
+                    return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static Exception Innermost(Exception exception)
+    {
+        var e = exception;
+        while (e.InnerException is not null)
+        {
+            e = e.InnerException;
+        }
+
+        return e;
+    }
+
     public static bool TryMap(Exception exception, out int status, out string outcome, out IReadOnlyDictionary<string, string> headers)
     {
         headers = s_noHeaders;
@@ -64,6 +99,13 @@ internal static class FhirExceptionMapping
             case BadHttpRequestException bad:
                 status = bad.StatusCode;
                 outcome = OperationOutcomes.Error("Bad request: " + bad.Message, OperationOutcome.IssueType.Invalid);
+                return true;
+            case var unavailable when IsStoreUnavailable(unavailable):
+                status = 503;
+                outcome = OperationOutcomes.Error(
+                    $"The database is not reachable right now ({Innermost(unavailable).Message.TrimEnd('.')}). Nothing was changed by this request; retry after {StoreRetryAfterSeconds} seconds.",
+                    OperationOutcome.IssueType.Transient);
+                headers = new Dictionary<string, string> { ["Retry-After"] = StoreRetryAfterSeconds.ToString(CultureInfo.InvariantCulture) };
                 return true;
             default:
                 status = 500;

@@ -120,7 +120,7 @@ internal sealed class ExportClient(HttpClient api, Func<string, Task<string>>? d
             var url = item.GetProperty("url").GetString()!;
             Assert.StartsWith("http", url, StringComparison.Ordinal);
             var response = await GetFileAsync(url);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET {url}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             Assert.StartsWith("application/fhir+ndjson", response.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
             var text = await response.Content.ReadAsStringAsync();
             Assert.EndsWith("\n", text, StringComparison.Ordinal);

@@ -32,11 +32,14 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
     /// <summary>Keep the data directory on dispose (a test that restarts the Api on it deletes it).</summary>
     public bool KeepData { get; init; }
 
+    /// <summary>The PostgreSQL server the factory's database lives on (null: the process-wide one).</summary>
+    protected PostgresServer? PostgresHost { get; set; }
+
     public virtual async Task InitializeAsync()
     {
         if (_postgres)
         {
-            _connectionString = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("helios_api");
+            _connectionString = await (PostgresHost ?? await PostgresServer.GetAsync()).CreateDatabaseAsync("helios_api");
             _s3 = await S3Server.GetAsync();
             _bucket = _s3.NewBucketName();
         }

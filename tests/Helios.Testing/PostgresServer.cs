@@ -19,6 +19,8 @@ public sealed class PostgresServer : IAsyncDisposable
     private readonly bool _asPostgresUser;
     private int _databases;
 
+    private string? _serverOptions;
+
     private PostgresServer(string adminConnectionString, string? dataRoot, string? binDir, bool asPostgresUser)
     {
         AdminConnectionString = adminConnectionString;
@@ -31,6 +33,26 @@ public sealed class PostgresServer : IAsyncDisposable
 
     /// <summary>The process-wide server, started on first use and stopped when the process exits.</summary>
     public static Task<PostgresServer> GetAsync() => s_shared.GetAsync();
+
+    /// <summary>A server of the caller's own (never the configured one), for fault tests that stop and start it;
+    /// the caller disposes it.</summary>
+    public static Task<PostgresServer> StartDedicatedAsync() => StartAsync(useConfigured: false);
+
+    /// <summary>Stops the server (fast shutdown: open connections are terminated, as in a restart or failover).</summary>
+    public Task StopAsync() => PgCtlAsync(["-m", "fast", "-w", "stop"]);
+
+    /// <summary>Starts the stopped server again on the same port and data.</summary>
+    public Task StartAgainAsync() => PgCtlAsync(["-l", Path.Combine(_dataRoot!, "log"), "-w", "-t", "60", "-o", _serverOptions!, "start"]);
+
+    private Task PgCtlAsync(string[] args)
+    {
+        if (_dataRoot is null || _binDir is null || _serverOptions is null)
+        {
+            throw new InvalidOperationException("Only a server this process started can be stopped and started.");
+        }
+
+        return RunPgAsync(_asPostgresUser, Path.Combine(_binDir, "pg_ctl"), ["-D", Path.Combine(_dataRoot, "data"), .. args]);
+    }
 
     /// <summary>Creates an empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix = "helios_test")
@@ -47,10 +69,12 @@ public sealed class PostgresServer : IAsyncDisposable
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ToString();
     }
 
-    private static async Task<PostgresServer> StartAsync()
+    private static Task<PostgresServer> StartAsync() => StartAsync(useConfigured: true);
+
+    private static async Task<PostgresServer> StartAsync(bool useConfigured)
     {
         var configured = Environment.GetEnvironmentVariable("HELIOS_TEST_POSTGRES");
-        if (!string.IsNullOrWhiteSpace(configured))
+        if (useConfigured && !string.IsNullOrWhiteSpace(configured))
         {
             return new PostgresServer(configured, null, null, false);
         }
@@ -73,26 +97,27 @@ public sealed class PostgresServer : IAsyncDisposable
             ["-D", data, "-U", "postgres", "--pwfile=" + pwFile, "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"]);
         File.Delete(pwFile);
         var port = FreePort();
+        var options = $"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500";
         await RunPgAsync(asPostgres, Path.Combine(binDir, "pg_ctl"),
-            ["-D", data, "-l", Path.Combine(root, "log"), "-w", "-t", "60", "-o",
-             $"-p {port} -h 127.0.0.1 -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500", "start"]);
+            ["-D", data, "-l", Path.Combine(root, "log"), "-w", "-t", "60", "-o", options, "start"]);
         var postmaster = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], System.Globalization.CultureInfo.InvariantCulture);
         TestTools.RecordPid(postmaster);
-        StartWatchdog(postmaster, root);
+        StartWatchdog(data, root);
         var cs = new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1", Port = port, Username = "postgres", Password = password, Database = "postgres",
             MaxPoolSize = 100,
         }.ToString();
-        return new PostgresServer(cs, root, binDir, asPostgres);
+        return new PostgresServer(cs, root, binDir, asPostgres) { _serverOptions = options };
     }
 
     /// <summary>A detached shell that stops the server (immediate shutdown) and removes its directory once this test
-    /// process is gone, however it ended: a killed test host leaves no server behind.</summary>
-    private static void StartWatchdog(int postmaster, string root)
+    /// process is gone, however it ended: a killed test host leaves no server behind. It reads the postmaster's pid
+    /// at that moment, so a server restarted by a fault test is stopped too.</summary>
+    private static void StartWatchdog(string data, string root)
     {
         var owner = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var script = $"exec </dev/null >/dev/null 2>&1; while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -QUIT {postmaster} 2>/dev/null; sleep 2; rm -rf '{root}'";
+        var script = $"exec </dev/null >/dev/null 2>&1; while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -QUIT $(head -1 '{data}/postmaster.pid' 2>/dev/null) 2>/dev/null; sleep 2; rm -rf '{root}'";
         var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardOutput = false, RedirectStandardError = false };
         foreach (var arg in new[] { "sh", "-c", script })
         {

@@ -20,7 +20,7 @@ internal sealed class HookedFileStore(LocalExportFileStore inner) : IExportFileS
 
     public Task DeleteJobAsync(string jobId, CancellationToken cancellationToken) => Inner.DeleteJobAsync(jobId, cancellationToken);
 
-    public Task CheckAvailableAsync(CancellationToken cancellationToken) => inner.CheckAvailableAsync(cancellationToken);
+    public Task CheckAvailableAsync(CancellationToken cancellationToken) => Inner.CheckAvailableAsync(cancellationToken);
 
     public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken) => Inner.ListAsync(jobId, cancellationToken);
 
