@@ -18,11 +18,12 @@ public sealed class NdjsonBufferTests
 
     [Theory]
     [InlineData("{\"resourceType\":\"Patient\",\"id\":\"bad\",\"name\":[{\"fam")]
-    [InlineData("{\"resourceType\":\"Patient\",\"id\":\"bad\"}}")]
-    [InlineData("{\"resourceType\":\"Patient\",\"id\":\"bad\"} {}")]
+    [InlineData("{\n  \"resourceType\": \"Patient\",\n  \"id\": \"bad\"\n}")]
+    [InlineData("{\"resourceType\":\"Patient\",\"id\":\"bad\"}\r")]
+    [InlineData("\"resourceType\":\"Patient\",\"id\":\"bad\"}")]
     [InlineData("[{\"resourceType\":\"Patient\",\"id\":\"bad\"}]")]
     [InlineData("")]
-    public async Task LinesThatAreNotOneJsonObject_AreTakenBackOut_AndDescribed(string bad)
+    public async Task LinesThatBreakTheNdjsonFraming_AreTakenBackOut_AndDescribed(string bad)
     {
         var sink = new Collect();
         var buffer = new NdjsonBuffer(sink);
