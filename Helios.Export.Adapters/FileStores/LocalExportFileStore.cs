@@ -3,7 +3,7 @@ using Helios.Export.Files;
 namespace Helios.Export.Adapters.FileStores;
 
 /// <summary>Export files under a local directory: <c>{root}/{job}/{file}</c>, written as a hidden temp file and
-/// renamed into place when published.</summary>
+/// renamed into place when published, durably (file and directory synced) before the part's commit.</summary>
 public sealed class LocalExportFileStore : IExportFileStore
 {
     private readonly string _root;
@@ -100,6 +100,9 @@ public sealed class LocalExportFileStore : IExportFileStore
             BytesWritten += data.Length;
         }
 
+        /// <summary>Durable before it is committed: the data is flushed to disk (fsync of the file), the temp file
+        /// renamed into place, and the rename made durable (fsync of the directory). A machine crash after the commit
+        /// cannot bring the part back truncated or missing.</summary>
         public async Task PublishAsync(CancellationToken cancellationToken)
         {
             await _stream.FlushAsync(cancellationToken);
@@ -107,6 +110,7 @@ public sealed class LocalExportFileStore : IExportFileStore
             await _stream.DisposeAsync();
             File.Move(tempPath, finalPath, overwrite: false);
             _published = true;
+            DirectorySync.Sync(Path.GetDirectoryName(finalPath)!);
         }
 
         public async ValueTask DisposeAsync()
