@@ -132,6 +132,10 @@ public static class ExportHostingExtensions
         await services.GetRequiredService<IExportJobStore>().MigrateAsync(cancellationToken);
         if (services.GetService<NpgsqlDataSource>() is { } dataSource && services.GetService<JobStorage>() is not null)
         {
+            // This host's Hangfire configuration first: it points Hangfire's static log provider at this host's
+            // logger factory, which the installer's type initializer takes its logger from (with two hosts in one
+            // process, tests, the provider could still be a disposed host's).
+            _ = services.GetService<IGlobalConfiguration>();
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_lock({HangfireSchemaLockKey})", connection))
             {
