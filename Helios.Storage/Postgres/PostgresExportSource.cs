@@ -60,7 +60,7 @@ public sealed class PostgresExportSource(PostgresResourceStore store, NpgsqlData
             long l => l.ToString(CultureInfo.InvariantCulture),
             int i => i.ToString(CultureInfo.InvariantCulture),
             double d when double.IsFinite(d) => d.ToString("R", CultureInfo.InvariantCulture) + "::float8",
-            string s when !s.Contains('\0', StringComparison.Ordinal) => "E'" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'",
+            string s when Search.SearchQueryParser.IsStorableText(s) => "E'" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'",
             var other => throw new ArgumentException($"Cannot inline a parameter of type {other.GetType().Name} into COPY.", nameof(parameters)),
         });
     }

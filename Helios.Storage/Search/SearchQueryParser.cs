@@ -17,6 +17,35 @@ public sealed class SearchQueryParser(SearchParameterRegistry registry)
 
     public sealed record Parsed(SearchQuery Query, IReadOnlyList<string> Ignored);
 
+    /// <summary>Text a database can take as a value: no NUL and no unpaired surrogate (well-formed UTF-16).</summary>
+    public static bool IsStorableText(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\0' || char.IsLowSurrogate(c))
+            {
+                return false;
+            }
+
+            if (char.IsHighSurrogate(c))
+            {
+                if (i + 1 >= text.Length || !char.IsLowSurrogate(text[i + 1]))
+                {
+                    return false;
+                }
+
+                i++;
+            }
+        }
+
+        return true;
+    }
+
+    private static string Printable(string text) =>
+        new(text.Take(64).Select(c => char.IsSurrogate(c) || c == '\0' ? '\uFFFD' : c).ToArray());
+
     public Parsed Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, bool strict, int defaultCount = 20)
     {
         if (!registry.IsKnownType(type))
@@ -43,6 +72,10 @@ public sealed class SearchQueryParser(SearchParameterRegistry registry)
             var name = colon >= 0 ? rawKey[..colon] : rawKey;
             var modifierText = colon >= 0 ? rawKey[(colon + 1)..] : null;
             var value = rawValue ?? string.Empty;
+            if (!IsStorableText(rawKey) || !IsStorableText(value))
+            {
+                throw new SearchException($"The search parameter '{Printable(rawKey)}' has a name or value with a NUL character or an unpaired UTF-16 surrogate (e.g. a JSON \\ud83d escape without its pair), which no FHIR string can hold: send valid Unicode text.");
+            }
 
             switch (name)
             {
