@@ -9,7 +9,7 @@ namespace Helios.Api.Tests;
 /// The embedded Api is killed (SIGKILL: no shutdown, no lease release) in the middle of an export and started again
 /// on the same data directory: the export resumes from its committed parts and completes with every resource once.
 /// </summary>
-public sealed class EmbeddedKillTests : IAsyncDisposable
+public sealed class EmbeddedKillTests : IAsyncLifetime
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "helios-kill-" + Guid.NewGuid().ToString("N")[..12]);
     private readonly List<Process> _processes = [];
@@ -160,7 +160,10 @@ public sealed class EmbeddedKillTests : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>Stops every process the test started (xunit calls this, also when the test failed).</summary>
+    public async Task DisposeAsync()
     {
         foreach (var process in _processes)
         {
