@@ -130,7 +130,7 @@ public static class ExportHostingExtensions
         ArgumentNullException.ThrowIfNull(services);
         await services.GetRequiredService<Helios.Storage.ISchemaMigrator>().MigrateAsync(cancellationToken);
         await services.GetRequiredService<IExportJobStore>().MigrateAsync(cancellationToken);
-        if (services.GetService<NpgsqlDataSource>() is { } dataSource && services.GetService<JobStorage>() is not null)
+        if (services.GetService<NpgsqlDataSource>() is { } dataSource)
         {
             // This host's Hangfire configuration first: it points Hangfire's static log provider at this host's
             // logger factory, which the installer's type initializer takes its logger from (with two hosts in one

@@ -113,11 +113,11 @@ public sealed class EmbeddedKillTests : IAsyncLifetime
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         psi.Environment["Helios__Topology"] = "embedded";
         psi.Environment["Helios__DataDirectory"] = _directory;
-        psi.Environment["Helios__Export__PartitionRows"] = "40";
-        psi.Environment["Helios__Export__ReadBatchRows"] = "10";
-        psi.Environment["Helios__Export__MaxPartBytes"] = "12000";
-        psi.Environment["Helios__Export__DelayPerBatch"] = "00:00:00.100";
-        psi.Environment["Helios__Export__PollThrottleFraction"] = "0";
+        foreach (var (key, value) in ExportTestSettings.Values(slow: true))
+        {
+            psi.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
         psi.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(psi)!;
         _processes.Add(process);

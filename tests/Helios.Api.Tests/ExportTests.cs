@@ -14,21 +14,33 @@ internal static class ExportTestSettings
 {
     public static void Apply(HeliosApiFactory factory, bool slow)
     {
-        factory.Settings["Helios:Export:PartitionRows"] = "40";
-        factory.Settings["Helios:Export:ReadBatchRows"] = "15";
-        factory.Settings["Helios:Export:MaxPartBytes"] = "16000";
-        factory.Settings["Helios:Export:SupervisorInterval"] = "00:00:00.200";
-        factory.Settings["Helios:Export:HeartbeatInterval"] = "00:00:00.200";
-        factory.Settings["Helios:Export:LeaseDuration"] = "00:00:03";
-        factory.Settings["Helios:Export:RequeueAfter"] = "00:00:05";
-        factory.Settings["Helios:Export:WorkerCount"] = "3";
+        foreach (var (key, value) in Values(slow))
+        {
+            factory.Settings[key] = value;
+        }
+    }
+
+    /// <summary>The export settings of the tests (small partitions and parts, short leases; slow: a delay per batch).</summary>
+    public static Dictionary<string, string> Values(bool slow)
+    {
+        var settings = new Dictionary<string, string>();
+        settings["Helios:Export:PartitionRows"] = "40";
+        settings["Helios:Export:ReadBatchRows"] = "15";
+        settings["Helios:Export:MaxPartBytes"] = "16000";
+        settings["Helios:Export:SupervisorInterval"] = "00:00:00.200";
+        settings["Helios:Export:HeartbeatInterval"] = "00:00:00.200";
+        settings["Helios:Export:LeaseDuration"] = "00:00:03";
+        settings["Helios:Export:RequeueAfter"] = "00:00:05";
+        settings["Helios:Export:WorkerCount"] = "3";
         // The test client polls every 100 ms (PollThrottleTests covers the 429).
-        factory.Settings["Helios:Export:PollThrottleFraction"] = "0";
+        settings["Helios:Export:PollThrottleFraction"] = "0";
         if (slow)
         {
-            factory.Settings["Helios:Export:DelayPerBatch"] = "00:00:00.150";
-            factory.Settings["Helios:Export:MaxActivePerClient"] = "3";
+            settings["Helios:Export:DelayPerBatch"] = "00:00:00.150";
+            settings["Helios:Export:MaxActivePerClient"] = "3";
         }
+
+        return settings;
     }
 }
 
