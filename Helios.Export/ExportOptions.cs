@@ -31,9 +31,18 @@ public sealed class ExportOptions
     /// <summary>How often a running partition renews its lease (and notices a cancel).</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Claims of one partition before the export is failed as abandoned.</summary>
+    /// <summary>Claims of one partition before the export is failed as abandoned (with the default backoff, 8 attempts
+    /// ride out about three minutes of a store or file store that fails every attempt).</summary>
     [Range(1, 100)]
-    public int MaxAttempts { get; set; } = 5;
+    public int MaxAttempts { get; set; } = 8;
+
+    /// <summary>How long a partition that failed waits before it may be claimed again; doubled after every further
+    /// failed attempt, up to <see cref="MaxRetryBackoff"/>. A partition whose worker died or lost its lease is not
+    /// delayed.</summary>
+    public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The longest wait between two attempts of a partition.</summary>
+    public TimeSpan MaxRetryBackoff { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long a finished export's files and status stay available.</summary>
     public TimeSpan OutputTtl { get; set; } = TimeSpan.FromHours(24);

@@ -19,11 +19,22 @@ public sealed class LocalExportFileStore : IExportFileStore
     public Task<IExportPartWriter> CreateAsync(string jobId, string fileName, CancellationToken cancellationToken)
     {
         var directory = JobDirectory(jobId);
-        Directory.CreateDirectory(directory);
         var final = Path.Combine(directory, SafeName(fileName));
         var temp = Path.Combine(directory, $".{SafeName(fileName)}.{Guid.NewGuid():N}.tmp");
-        return Task.FromResult<IExportPartWriter>(new Writer(temp, final));
+        try
+        {
+            Directory.CreateDirectory(directory);
+            return Task.FromResult<IExportPartWriter>(new Writer(temp, final));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Failed(ex);
+        }
     }
+
+    /// <summary>A write error as the export reports it (e.g. "No space left on device").</summary>
+    private static ExportFileStoreException Failed(Exception ex) =>
+        new($"The export directory could not be written: {ex.Message}", ex);
 
     public Task DeleteFileAsync(string jobId, string fileName, CancellationToken cancellationToken)
     {
@@ -51,6 +62,26 @@ public sealed class LocalExportFileStore : IExportFileStore
                 // file while the directory was being emptied: go again.
             }
         }
+    }
+
+    public Task<int> DeleteUnreferencedAsync(string jobId, IReadOnlySet<string> keep, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        var directory = JobDirectory(jobId);
+        var removed = 0;
+        if (Directory.Exists(directory))
+        {
+            foreach (var path in Directory.GetFiles(directory))
+            {
+                if (!keep.Contains(Path.GetFileName(path)))
+                {
+                    File.Delete(path);
+                    removed++;
+                }
+            }
+        }
+
+        return Task.FromResult(removed);
     }
 
     public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken)
@@ -96,7 +127,15 @@ public sealed class LocalExportFileStore : IExportFileStore
 
         public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            await _stream.WriteAsync(data, cancellationToken);
+            try
+            {
+                await _stream.WriteAsync(data, cancellationToken);
+            }
+            catch (IOException ex)
+            {
+                throw Failed(ex);
+            }
+
             BytesWritten += data.Length;
         }
 
@@ -105,20 +144,44 @@ public sealed class LocalExportFileStore : IExportFileStore
         /// cannot bring the part back truncated or missing.</summary>
         public async Task PublishAsync(CancellationToken cancellationToken)
         {
-            await _stream.FlushAsync(cancellationToken);
-            _stream.Flush(flushToDisk: true);
-            await _stream.DisposeAsync();
-            File.Move(tempPath, finalPath, overwrite: false);
-            _published = true;
-            DirectorySync.Sync(Path.GetDirectoryName(finalPath)!);
+            try
+            {
+                await _stream.FlushAsync(cancellationToken);
+                _stream.Flush(flushToDisk: true);
+                await _stream.DisposeAsync();
+                File.Move(tempPath, finalPath, overwrite: false);
+                _published = true;
+                DirectorySync.Sync(Path.GetDirectoryName(finalPath)!);
+            }
+            catch (IOException ex)
+            {
+                throw Failed(ex);
+            }
         }
 
         public async ValueTask DisposeAsync()
         {
-            await _stream.DisposeAsync();
-            if (!_published)
+            try
             {
-                File.Delete(tempPath);
+                // Flushes what is still buffered: on a full disk that fails again, and the temp file must go anyway.
+                await _stream.DisposeAsync();
+            }
+            catch (Exception ex) when (!_published && ex is IOException or ObjectDisposedException)
+            {
+            }
+            finally
+            {
+                if (!_published)
+                {
+                    try
+                    {
+                        File.Delete(tempPath);
+                    }
+                    catch (DirectoryNotFoundException)
+                    {
+                        // The export was deleted meanwhile (a cancel), and its directory with it.
+                    }
+                }
             }
         }
     }

@@ -74,28 +74,72 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
         }
     }
 
-    public async Task DeleteJobAsync(string jobId, CancellationToken cancellationToken)
+    public async Task DeleteJobAsync(string jobId, CancellationToken cancellationToken) =>
+        await DeleteUnreferencedAsync(jobId, new HashSet<string>(), cancellationToken);
+
+    public async Task<int> DeleteUnreferencedAsync(string jobId, IReadOnlySet<string> keep, CancellationToken cancellationToken)
     {
-        var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = $"{_options.Prefix}{jobId}/", MaxKeys = 1000 };
+        ArgumentNullException.ThrowIfNull(keep);
+        var prefix = $"{_options.Prefix}{jobId}/";
+        var removed = await AbortUploadsAsync(prefix, cancellationToken);
+        var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = prefix, MaxKeys = 1000 };
         while (true)
         {
             var page = await _client.ListObjectsV2Async(request, cancellationToken);
-            if (page.S3Objects is { Count: > 0 } objects)
+            var doomed = (page.S3Objects ?? []).Where(o => !keep.Contains(o.Key[prefix.Length..])).Select(o => new KeyVersion { Key = o.Key }).ToList();
+            if (doomed.Count > 0)
             {
-                await _client.DeleteObjectsAsync(new DeleteObjectsRequest
-                {
-                    BucketName = _options.Bucket,
-                    Objects = objects.Select(o => new KeyVersion { Key = o.Key }).ToList(),
-                }, cancellationToken);
+                await _client.DeleteObjectsAsync(new DeleteObjectsRequest { BucketName = _options.Bucket, Objects = doomed }, cancellationToken);
+                removed += doomed.Count;
             }
 
             if (page.IsTruncated != true)
             {
-                return;
+                return removed;
             }
 
             request.ContinuationToken = page.NextContinuationToken;
         }
+    }
+
+    /// <summary>Aborts the unfinished multipart uploads under the prefix: a writer that could not abort its own upload
+    /// (the store was unreachable, or the process died) leaves one, invisible to listings but holding storage.</summary>
+    private async Task<int> AbortUploadsAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var aborted = 0;
+        var request = new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = prefix };
+        while (true)
+        {
+            var page = await _client.ListMultipartUploadsAsync(request, cancellationToken);
+            foreach (var upload in page.MultipartUploads ?? [])
+            {
+                try
+                {
+                    await _client.AbortMultipartUploadAsync(_options.Bucket, upload.Key, upload.UploadId, cancellationToken);
+                    aborted++;
+                }
+                catch (AmazonS3Exception ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+                {
+                    // Completed or aborted meanwhile.
+                }
+            }
+
+            if (page.IsTruncated != true)
+            {
+                return aborted;
+            }
+
+            request.KeyMarker = page.NextKeyMarker;
+            request.UploadIdMarker = page.NextUploadIdMarker;
+        }
+    }
+
+    /// <summary>The unfinished multipart uploads under the job's prefix (keys relative to it), for checks and tests.</summary>
+    public async Task<IReadOnlyList<string>> ListUnfinishedUploadsAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var prefix = $"{_options.Prefix}{jobId}/";
+        var page = await _client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = prefix }, cancellationToken);
+        return (page.MultipartUploads ?? []).Select(u => u.Key[prefix.Length..]).ToList();
     }
 
     public async Task<Uri> GetPresignedUrlAsync(string jobId, string fileName, TimeSpan lifetime, CancellationToken cancellationToken)
@@ -145,10 +189,26 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
                 data = data[n..];
                 if (_filled == store._options.UploadPartBytes)
                 {
-                    await StartPartUploadAsync(cancellationToken);
+                    try
+                    {
+                        await StartPartUploadAsync(cancellationToken);
+                    }
+                    catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+                    {
+                        throw Failed(ex);
+                    }
                 }
             }
         }
+
+        /// <summary>The server refused, or could not be reached (after the SDK's own retries), or an HTTP timeout that
+        /// is not the caller's cancellation.</summary>
+        private static bool IsStoreFailure(Exception ex, CancellationToken cancellationToken) =>
+            ex is AmazonServiceException or HttpRequestException or IOException or System.Net.Sockets.SocketException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested);
+
+        private static ExportFileStoreException Failed(Exception ex) =>
+            new($"The S3 file store did not take the export's files: {ex.Message}", ex);
 
         /// <summary>Hands the full buffer to a background upload and continues in the spare one.</summary>
         private async Task StartPartUploadAsync(CancellationToken cancellationToken)
@@ -198,6 +258,18 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
         }
 
         public async Task PublishAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                await PublishCoreAsync(cancellationToken);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+            {
+                throw Failed(ex);
+            }
+        }
+
+        private async Task PublishCoreAsync(CancellationToken cancellationToken)
         {
             await WaitForInFlightAsync();
             if (_uploadId is null)
@@ -251,9 +323,10 @@ public sealed class S3ExportFileStore : IExportFileStore, IDisposable
                 {
                     await store._client.AbortMultipartUploadAsync(store._options.Bucket, key, _uploadId, CancellationToken.None);
                 }
-                catch (AmazonServiceException)
+                catch (Exception ex) when (ex is AmazonServiceException or HttpRequestException or IOException or OperationCanceledException)
                 {
-                    // An unfinished upload is invisible; the bucket's lifecycle rules or the next job cleanup remove it.
+                    // The store is unreachable or refuses: the upload stays, invisible to listings, until the export
+                    // completes, fails or expires, when every unfinished upload under its prefix is aborted.
                 }
             }
 

@@ -11,6 +11,8 @@ internal static class ExportSchema
         ["ALTER TABLE export_jobs ADD COLUMN last_polled_at BIGINT NULL"],
         ["ALTER TABLE export_partitions ADD COLUMN kind TEXT NOT NULL DEFAULT 'output'"],
         ["ALTER TABLE export_files ADD COLUMN manifest_page INTEGER NULL"],
+        // When a partition released after a failure may be claimed again (µs; 0: at once): retries back off.
+        ["ALTER TABLE export_partitions ADD COLUMN retry_at BIGINT NOT NULL DEFAULT 0"],
     ];
 
     private static string[] Version1 =>

@@ -170,7 +170,7 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
     public async Task<PartitionLease?> ClaimPartitionAsync(string jobId, int? partitionNo, string workerId, TimeSpan leaseDuration, int maxAttempts, CancellationToken cancellationToken)
     {
         var now = Now;
-        const string Claimable = "job_id = @j AND attempts < @max AND (status = 'pending' OR (status = 'running' AND lease_expires < @now))";
+        const string Claimable = "job_id = @j AND attempts < @max AND (status = 'pending' AND retry_at <= @now OR (status = 'running' AND lease_expires < @now))";
         var target = partitionNo is null
             ? $"partition_no = (SELECT partition_no FROM export_partitions WHERE {Claimable} ORDER BY attempts, partition_no LIMIT 1{SkipLockedSql})"
             : "partition_no = @p";
@@ -258,13 +258,24 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         return completed == 1 ? PartitionCompletion.JobCompleted : PartitionCompletion.Done;
     }
 
-    public async Task ReleasePartitionAsync(PartitionLease lease, string error, CancellationToken cancellationToken)
+    public async Task ReleasePartitionAsync(PartitionLease lease, string error, TimeSpan retryAfter, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
         await using var connection = await OpenAsync(cancellationToken);
         await ExecAsync(connection, null,
-            "UPDATE export_partitions SET status = 'pending', lease_owner = NULL, lease_expires = 0, last_error = @e WHERE job_id = @j AND partition_no = @p AND lease_token = @tok AND lease_owner = @w AND status = 'running'",
-            [.. LeaseParameters(lease), ("@e", error)], cancellationToken);
+            "UPDATE export_partitions SET status = 'pending', lease_owner = NULL, lease_expires = 0, retry_at = @r, last_error = @e WHERE job_id = @j AND partition_no = @p AND lease_token = @tok AND lease_owner = @w AND status = 'running'",
+            [.. LeaseParameters(lease), ("@e", error), ("@r", retryAfter > TimeSpan.Zero ? Now + ToMicros(retryAfter) : 0L)], cancellationToken);
+    }
+
+    public async Task<DateTimeOffset?> GetNextRetryAsync(string jobId, int maxAttempts, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = Command(connection, null, """
+            SELECT MIN(p.retry_at) FROM export_partitions p JOIN export_jobs j ON j.id = p.job_id AND j.status = 'Running'
+            WHERE p.job_id = @j AND p.status = 'pending' AND p.attempts < @max AND p.retry_at > 0
+            """, [("@j", jobId), ("@max", maxAttempts)]);
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is null or DBNull ? null : FhirDateRange.FromMicros(Convert.ToInt64(value, CultureInfo.InvariantCulture));
     }
 
     public async Task FailJobAsync(string jobId, string error, TimeSpan outputTtl, CancellationToken cancellationToken)

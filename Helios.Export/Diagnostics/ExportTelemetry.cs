@@ -52,6 +52,8 @@ public static class ExportTelemetry
 
     public static readonly Counter<long> PartitionsQueued = s_meter.CreateCounter<long>("helios.export.partitions.queued", unit: "{partition}", description: "Partitions planned (queued for the workers).");
 
+    public static readonly Counter<long> PartitionsFailed = s_meter.CreateCounter<long>("helios.export.partitions.failed", unit: "{partition}", description: "Partition attempts that failed (store or file store errors) and were released to back off and retry.");
+
     public static readonly Counter<long> PartitionsReclaimed = s_meter.CreateCounter<long>("helios.export.partitions.reclaimed", unit: "{partition}", description: "Partitions claimed again after an earlier attempt (its worker died, lost its lease or failed).");
 
     public static readonly UpDownCounter<long> PartitionsRunning = s_meter.CreateUpDownCounter<long>("helios.export.partitions.running", unit: "{partition}", description: "Partitions this process is exporting now.");

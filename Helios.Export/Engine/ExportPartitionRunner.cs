@@ -35,17 +35,39 @@ public sealed partial class ExportPartitionRunner(
 
         var settings = options.Value;
         using var scope = ExportTelemetry.BeginJobScope(logger, jobId);
-        while (await jobs.ClaimPartitionAsync(jobId, null, identity.Id, settings.LeaseDuration, settings.MaxAttempts, cancellationToken) is { } lease)
+        while (true)
         {
-            var outcome = await RunPartitionAsync(job, lease, cancellationToken);
-            if (outcome == PartitionOutcome.Failed)
+            while (await jobs.ClaimPartitionAsync(jobId, null, identity.Id, settings.LeaseDuration, settings.MaxAttempts, cancellationToken) is { } lease)
             {
-                // Let a transient fault pass before claiming again (the partition itself goes to the back: fewest attempts first).
-                await Task.Delay(TimeSpan.FromSeconds(1), timeProvider, cancellationToken);
+                await RunPartitionAsync(job, lease, cancellationToken);
+            }
+
+            // Nothing claimable now. A partition that failed waits out its backoff: wait with it, rather than end the
+            // run and leave the retry to the supervisor's requeue (which only looks after RequeueAfter).
+            if (await jobs.GetNextRetryAsync(jobId, settings.MaxAttempts, cancellationToken) is not { } retryAt)
+            {
+                break;
+            }
+
+            var wait = retryAt - timeProvider.GetUtcNow();
+            LogWaitingForRetry(logger, jobId, Math.Max(0, wait.TotalSeconds));
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait < settings.MaxRetryBackoff ? wait : settings.MaxRetryBackoff, timeProvider, cancellationToken);
             }
         }
 
         LogNothingToClaim(logger, jobId);
+    }
+
+    /// <summary>The wait before a failed partition's next attempt: <see cref="ExportOptions.RetryBackoff"/> doubled per
+    /// attempt already made, capped at <see cref="ExportOptions.MaxRetryBackoff"/>.</summary>
+    public static TimeSpan RetryDelay(ExportOptions settings, int attempt)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var factor = Math.Pow(2, Math.Clamp(attempt - 1, 0, 30));
+        var delay = TimeSpan.FromTicks((long)Math.Min(settings.RetryBackoff.Ticks * factor, settings.MaxRetryBackoff.Ticks));
+        return delay < TimeSpan.Zero ? TimeSpan.Zero : delay;
     }
 
     private enum PartitionOutcome
@@ -101,20 +123,22 @@ public sealed partial class ExportPartitionRunner(
             ExportTelemetry.LeasesLost.Add(1);
             activity?.SetTag("helios.export.lease_lost", true);
             LogLeaseLost(logger, jobId, partitionNo, lease.Token);
-            await TryReleaseAsync(lease, "lease lost or export ended");
+            await TryReleaseAsync(lease, "lease lost or export ended", TimeSpan.Zero);
             return PartitionOutcome.LeaseLost;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             LogShutdown(logger, jobId, partitionNo);
-            await TryReleaseAsync(lease, "worker shut down");
+            await TryReleaseAsync(lease, "worker shut down", TimeSpan.Zero);
             throw;
         }
         catch (Exception ex)
         {
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt);
-            await TryReleaseAsync(lease, ex.Message);
+            var retryAfter = RetryDelay(settings, lease.Attempt);
+            LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt, retryAfter.TotalSeconds);
+            ExportTelemetry.PartitionsFailed.Add(1, new KeyValuePair<string, object?>("resource_type", lease.Type));
+            await TryReleaseAsync(lease, Describe(ex), retryAfter);
             return PartitionOutcome.Failed;
         }
         finally
@@ -269,11 +293,11 @@ public sealed partial class ExportPartitionRunner(
         }
     }
 
-    private async Task TryReleaseAsync(PartitionLease lease, string reason)
+    private async Task TryReleaseAsync(PartitionLease lease, string reason, TimeSpan retryAfter)
     {
         try
         {
-            await jobs.ReleasePartitionAsync(lease, reason, CancellationToken.None);
+            await jobs.ReleasePartitionAsync(lease, reason, retryAfter, CancellationToken.None);
         }
         catch (Exception ex)
         {
@@ -287,11 +311,33 @@ public sealed partial class ExportPartitionRunner(
         using var activity = ExportTelemetry.StartStage("helios.export.complete", job);
         // The population and the associated-resource sets.
         await source.DeletePatientSetAsync(job.Id, cancellationToken);
+        // What failed attempts and stale workers left: the store then holds exactly the manifest's files.
+        try
+        {
+            var committed = (await jobs.GetFilesAsync(job.Id, cancellationToken)).Select(f => f.FileName).ToHashSet(StringComparer.Ordinal);
+            var removed = await files.DeleteUnreferencedAsync(job.Id, committed, cancellationToken);
+            if (removed > 0)
+            {
+                LogLeftoversRemoved(logger, job.Id, removed);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The export is complete; what is left goes when it expires.
+            LogLeftoversNotRemoved(logger, ex, job.Id);
+        }
 
         ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "completed"));
         ExportTelemetry.JobDuration.Record((timeProvider.GetUtcNow() - job.CreatedAt).TotalSeconds,
             new KeyValuePair<string, object?>("level", job.Request.Level.ToString()));
         LogJobCompleted(logger, job.Id);
+    }
+
+    /// <summary>The error a failed attempt records (shown in the status response if the export is abandoned).</summary>
+    private static string Describe(Exception ex)
+    {
+        var message = ex is ExportFileStoreException or System.Data.Common.DbException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+        return message.Length <= 1000 ? message : message[..1000];
     }
 
     private sealed class LeaseLostException() : OperationCanceledException("The partition's lease is held by another worker now, or the export ended.");
@@ -305,6 +351,12 @@ public sealed partial class ExportPartitionRunner(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: {Count} stored resources are not valid JSON and were left out (listed in the error file)")]
     private static partial void LogResourcesLeftOut(ILogger logger, string jobId, int partitionNo, int count);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId}: removed {Count} files or unfinished uploads that no committed part points at")]
+    private static partial void LogLeftoversRemoved(ILogger logger, string jobId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId}: files no committed part points at could not be removed now; they go when the export expires")]
+    private static partial void LogLeftoversNotRemoved(ILogger logger, Exception exception, string jobId);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} completed")]
     private static partial void LogJobCompleted(ILogger logger, string jobId);
 
@@ -314,8 +366,11 @@ public sealed partial class ExportPartitionRunner(
     [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} partition {PartitionNo}: worker shutting down, lease released")]
     private static partial void LogShutdown(ILogger logger, string jobId, int partitionNo);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} partition {PartitionNo} failed (attempt {Attempt}); it will be retried")]
-    private static partial void LogPartitionFailed(ILogger logger, Exception exception, string jobId, int partitionNo, int attempt);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} partition {PartitionNo} failed (attempt {Attempt}); it may be claimed again in {RetryAfterSeconds} s")]
+    private static partial void LogPartitionFailed(ILogger logger, Exception exception, string jobId, int partitionNo, int attempt, double retryAfterSeconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId}: waiting {Seconds:0.0} s for a failed partition's next attempt")]
+    private static partial void LogWaitingForRetry(ILogger logger, string jobId, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: heartbeat failed")]
     private static partial void LogHeartbeatFailed(ILogger logger, Exception exception, string jobId, int partitionNo);

@@ -76,6 +76,16 @@ public sealed partial class ExportSupervisor(
             await jobs.FailJobAsync(jobId, message, settingsValue.OutputTtl, cancellationToken);
             ExportTelemetry.JobsFinished.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
             LogAbandoned(logger, jobId, partitionNo);
+            // A failed export serves no files: remove them now (its status stays until it expires, and the expiry
+            // removes whatever could not be removed now, e.g. with the file store still down).
+            try
+            {
+                await files.DeleteJobAsync(jobId, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogFailedFilesKept(logger, ex, jobId);
+            }
         }
 
         foreach (var jobId in await jobs.FindDisposableAsync(100, cancellationToken))
@@ -95,6 +105,9 @@ public sealed partial class ExportSupervisor(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} failed: partition {PartitionNo} used up its attempts")]
     private static partial void LogAbandoned(ILogger logger, string jobId, int partitionNo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} failed; its files could not be removed now and go when it expires")]
+    private static partial void LogFailedFilesKept(ILogger logger, Exception exception, string jobId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} deleted (cancelled or expired): files, then rows")]
     private static partial void LogDeleted(ILogger logger, string jobId);

@@ -13,6 +13,10 @@ public interface IExportFileStore
     /// <summary>Deletes everything stored for the job, including parts no row points at (a stale worker's).</summary>
     Task DeleteJobAsync(string jobId, CancellationToken cancellationToken);
 
+    /// <summary>Deletes everything stored for the job except <paramref name="keep"/>: parts of failed attempts and stale
+    /// workers, temp files, unfinished multipart uploads. Returns how many were removed.</summary>
+    Task<int> DeleteUnreferencedAsync(string jobId, IReadOnlySet<string> keep, CancellationToken cancellationToken);
+
     /// <summary>Names of everything stored for the job (published parts, and temp files of parts being written).</summary>
     Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken);
 

@@ -33,9 +33,14 @@ public interface IExportJobStore
     /// <summary>Marks the partition done (fenced); the last one completes the job.</summary>
     Task<PartitionCompletion> CompletePartitionAsync(PartitionLease lease, TimeSpan outputTtl, CancellationToken cancellationToken);
 
-    /// <summary>Gives the partition back (after a failure, a shutdown or a cancel) so it can be claimed again at once;
-    /// fenced by the token, but allowed whatever the job's state so a cancelled job's leases end promptly.</summary>
-    Task ReleasePartitionAsync(PartitionLease lease, string error, CancellationToken cancellationToken);
+    /// <summary>Gives the partition back (after a failure, a shutdown or a cancel) so it can be claimed again once
+    /// <paramref name="retryAfter"/> has passed (zero: at once); fenced by the token, but allowed whatever the job's
+    /// state so a cancelled job's leases end promptly.</summary>
+    Task ReleasePartitionAsync(PartitionLease lease, string error, TimeSpan retryAfter, CancellationToken cancellationToken);
+
+    /// <summary>When the earliest partition of the running job that waits out a retry delay (released after a failure,
+    /// attempts left) becomes claimable; null when none waits.</summary>
+    Task<DateTimeOffset?> GetNextRetryAsync(string jobId, int maxAttempts, CancellationToken cancellationToken);
 
     /// <summary>Ends a running or accepted job as failed.</summary>
     Task FailJobAsync(string jobId, string error, TimeSpan outputTtl, CancellationToken cancellationToken);

@@ -35,12 +35,18 @@ public class HeliosApiFactory : WebApplicationFactory<ApiEntryPoint>, IAsyncLife
     /// <summary>The PostgreSQL server the factory's database lives on (null: the process-wide one).</summary>
     protected PostgresServer? PostgresHost { get; set; }
 
+    /// <summary>The S3 server the factory's bucket lives on (null: the process-wide one).</summary>
+    protected S3Server? S3Host { get; set; }
+
+    /// <summary>The bucket of the postgres-s3 topology.</summary>
+    public string? Bucket => _bucket;
+
     public virtual async Task InitializeAsync()
     {
         if (_postgres)
         {
             _connectionString = await (PostgresHost ?? await PostgresServer.GetAsync()).CreateDatabaseAsync("helios_api");
-            _s3 = await S3Server.GetAsync();
+            _s3 = S3Host ?? await S3Server.GetAsync();
             _bucket = _s3.NewBucketName();
         }
     }

@@ -72,7 +72,7 @@ public abstract class JobStoreContract : IAsyncLifetime
         Assert.False(await Jobs.CommitPartAsync(a with { NextPart = 1 }, Part(a, 1), 20, Ct));
         Assert.False(await Jobs.RenewLeaseAsync(a, Lease, Ct));
         Assert.Equal(PartitionCompletion.Refused, await Jobs.CompletePartitionAsync(a, Ttl, Ct));
-        await Jobs.ReleasePartitionAsync(a, "stale", Ct);
+        await Jobs.ReleasePartitionAsync(a, "stale", TimeSpan.Zero, Ct);
         Assert.True(await Jobs.RenewLeaseAsync(b, Lease, Ct));
 
         // The new holder commits; a part number is committed once only.
@@ -136,7 +136,7 @@ public abstract class JobStoreContract : IAsyncLifetime
 
         // Not deleted while a worker may still be writing; at once when it lets go.
         Assert.DoesNotContain(job.Id, await Jobs.FindDisposableAsync(100, Ct));
-        await Jobs.ReleasePartitionAsync(lease, "cancelled", Ct);
+        await Jobs.ReleasePartitionAsync(lease, "cancelled", TimeSpan.Zero, Ct);
         Assert.Contains(job.Id, await Jobs.FindDisposableAsync(100, Ct));
         await Jobs.DeleteJobAsync(job.Id, Ct);
         Assert.Null(await Jobs.GetJobAsync(job.Id, Ct));
@@ -151,12 +151,34 @@ public abstract class JobStoreContract : IAsyncLifetime
         Assert.Equal([0, 1], new[] { first!.PartitionNo, second!.PartitionNo });
 
         // A released (failed) partition goes behind the untouched one.
-        await Jobs.ReleasePartitionAsync(first, "boom", Ct);
+        await Jobs.ReleasePartitionAsync(first, "boom", TimeSpan.Zero, Ct);
         var third = await Jobs.ClaimPartitionAsync(job.Id, null, "w3", Lease, 5, Ct);
         Assert.Equal(2, third!.PartitionNo);
         var fourth = await Jobs.ClaimPartitionAsync(job.Id, null, "w4", Lease, 5, Ct);
         Assert.Equal((0, 2, 2L), (fourth!.PartitionNo, fourth.Attempt, fourth.Token));
         Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, null, "w5", Lease, 5, Ct));
+    }
+
+    [Fact]
+    public async Task AFailedPartition_ReleasedWithABackoff_IsNotClaimableUntilItPasses()
+    {
+        var job = await PlannedJobAsync(1);
+        var first = (await Jobs.ClaimPartitionAsync(job.Id, null, "w1", Lease, 5, Ct))!;
+        Assert.Null(await Jobs.GetNextRetryAsync(job.Id, 5, Ct));
+
+        await Jobs.ReleasePartitionAsync(first, "S3 unreachable", TimeSpan.FromSeconds(8), Ct);
+        Assert.Equal(Clock.GetUtcNow() + TimeSpan.FromSeconds(8), await Jobs.GetNextRetryAsync(job.Id, 5, Ct));
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, null, "w2", Lease, 5, Ct));
+        Clock.Advance(TimeSpan.FromSeconds(7));
+        Assert.Null(await Jobs.ClaimPartitionAsync(job.Id, 0, "w2", Lease, 5, Ct));
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        var second = await Jobs.ClaimPartitionAsync(job.Id, null, "w2", Lease, 5, Ct);
+        Assert.Equal((0, 2), (second!.PartitionNo, second.Attempt));
+
+        // Attempts used up: nothing to wait for, and the supervisor sees it abandoned.
+        await Jobs.ReleasePartitionAsync(second, "S3 unreachable", TimeSpan.FromSeconds(8), Ct);
+        Assert.Null(await Jobs.GetNextRetryAsync(job.Id, 2, Ct));
+        Assert.Contains(await Jobs.FindAbandonedAsync(2, Ct), a => a.JobId == job.Id && a.LastError == "S3 unreachable");
     }
 
     [Fact]

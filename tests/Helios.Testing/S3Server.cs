@@ -12,19 +12,21 @@ namespace Helios.Testing;
 /// </summary>
 public sealed class S3Server : IAsyncDisposable
 {
-    private static readonly ProcessWide<S3Server> s_shared = new(StartAsync);
+    private static readonly ProcessWide<S3Server> s_shared = new(() => StartAsync(useConfigured: true));
 
-    private readonly Process? _process;
     private readonly string? _directory;
+    private readonly int _port;
+    private Process? _process;
     private int _buckets;
 
-    private S3Server(string url, string accessKey, string secretKey, Process? process, string? directory)
+    private S3Server(string url, string accessKey, string secretKey, Process? process, string? directory, int port)
     {
         Url = url;
         AccessKey = accessKey;
         SecretKey = secretKey;
         _process = process;
         _directory = directory;
+        _port = port;
     }
 
     public string Url { get; }
@@ -38,20 +40,52 @@ public sealed class S3Server : IAsyncDisposable
 
     public static Task<S3Server> GetAsync() => s_shared.GetAsync();
 
-    private static async Task<S3Server> StartAsync()
+    /// <summary>An s3rver of the caller's own (never the configured server), which it may stop and start again; the
+    /// caller disposes it.</summary>
+    public static Task<S3Server> StartDedicatedAsync() => StartAsync(useConfigured: false);
+
+    /// <summary>Kills the server: connections are refused until <see cref="StartAgainAsync"/>. Its data (objects and
+    /// unfinished multipart uploads) stays on disk.</summary>
+    public async Task StopAsync()
     {
-        var configured = Environment.GetEnvironmentVariable("HELIOS_TEST_S3_URL");
-        if (!string.IsNullOrWhiteSpace(configured))
+        var process = _process ?? throw new InvalidOperationException("The server is not running, or it is not one this process started.");
+        _process = null;
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync();
+        process.Dispose();
+    }
+
+    /// <summary>Starts the stopped server again on the same port and data.</summary>
+    public async Task StartAgainAsync()
+    {
+        if (_directory is null || _process is not null)
         {
-            return new S3Server(configured, Environment.GetEnvironmentVariable("HELIOS_TEST_S3_ACCESS_KEY") ?? "S3RVER",
-                Environment.GetEnvironmentVariable("HELIOS_TEST_S3_SECRET_KEY") ?? "S3RVER", null, null);
+            throw new InvalidOperationException("Only a stopped server this process started can be started again.");
         }
 
-        await TestTools.EnsureNpmToolAsync(Path.Combine("s3rver", "package.json"));
-        var script = Path.Combine(TestTools.RepositoryRoot(), "tests", "tools", "s3rver-for-test.js");
+        _process = await LaunchAsync(_directory, _port);
+    }
+
+    private static async Task<S3Server> StartAsync(bool useConfigured)
+    {
+        var configured = Environment.GetEnvironmentVariable("HELIOS_TEST_S3_URL");
+        if (useConfigured && !string.IsNullOrWhiteSpace(configured))
+        {
+            return new S3Server(configured, Environment.GetEnvironmentVariable("HELIOS_TEST_S3_ACCESS_KEY") ?? "S3RVER",
+                Environment.GetEnvironmentVariable("HELIOS_TEST_S3_SECRET_KEY") ?? "S3RVER", null, null, 0);
+        }
+
         var directory = Path.Combine(Path.GetTempPath(), "helios-s3-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(directory);
         var port = TestTools.FreePort();
+        var process = await LaunchAsync(directory, port);
+        return new S3Server($"http://127.0.0.1:{port}", "S3RVER", "S3RVER", process, directory, port);
+    }
+
+    private static async Task<Process> LaunchAsync(string directory, int port)
+    {
+        await TestTools.EnsureNpmToolAsync(Path.Combine("s3rver", "package.json"));
+        var script = Path.Combine(TestTools.RepositoryRoot(), "tests", "tools", "s3rver-for-test.js");
         var psi = new ProcessStartInfo("node") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         // The wrapper exits when this process does, however this process ends.
         foreach (var arg in new[] { script, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture) })
@@ -63,7 +97,7 @@ public sealed class S3Server : IAsyncDisposable
         psi.Environment["NODE_OPTIONS"] = "--openssl-legacy-provider";
         var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start node for s3rver.");
         // Its output goes to a log beside the data directory: if it ever dies, the log says why.
-        var log = TextWriter.Synchronized(new StreamWriter(directory + ".log") { AutoFlush = true });
+        var log = TextWriter.Synchronized(new StreamWriter(directory + ".log", append: true) { AutoFlush = true });
         process.OutputDataReceived += (_, e) => log.WriteLine(e.Data);
         process.ErrorDataReceived += (_, e) => log.WriteLine(e.Data);
         process.Exited += (_, _) => log.WriteLine($"s3rver exited with code {process.ExitCode}");
@@ -72,7 +106,7 @@ public sealed class S3Server : IAsyncDisposable
         process.BeginErrorReadLine();
         TestTools.RecordPid(process.Id);
         await TestTools.WaitForPortAsync(port, process, TimeSpan.FromSeconds(30), "s3rver");
-        return new S3Server($"http://127.0.0.1:{port}", "S3RVER", "S3RVER", process, directory);
+        return process;
     }
 
     private int _disposed;
@@ -84,10 +118,10 @@ public sealed class S3Server : IAsyncDisposable
             return ValueTask.CompletedTask;
         }
 
-        if (_process is { HasExited: false })
+        if (_process is { HasExited: false } || (_process is null && _directory is not null))
         {
-            _process.Kill(entireProcessTree: true);
-            _process.WaitForExit(5000);
+            _process?.Kill(entireProcessTree: true);
+            _process?.WaitForExit(5000);
             // It ran to the end: its log is of no interest (one that died early keeps its log in the temp folder).
             try
             {

@@ -35,6 +35,67 @@ function ownerAlive() {
 }
 
 const server = new S3rver({ address: '127.0.0.1', port: Number(port), directory, silent: true });
+
+// s3rver keeps unfinished multipart uploads (in <bucket>/._S3rver_uploads/<id>/) but implements neither
+// ListMultipartUploads nor AbortMultipartUpload, so nothing could see or remove an orphaned upload. These two serve
+// them from the same directory, ahead of s3rver's router (requests are not signature-checked here).
+const path = require('path');
+const xmlEscape = text => String(text).replace(/[<>&'"]/g, c => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]);
+const uploadsDirectory = bucket => path.join(directory, bucket, '._S3rver_uploads');
+server.middleware.unshift(async (ctx, next) => {
+  const segments = ctx.path.split('/').filter(Boolean);
+  if (segments.length === 0) return next();
+  const bucket = decodeURIComponent(segments[0]);
+  if (ctx.method === 'DELETE' && segments.length > 1 && 'uploadId' in ctx.query) {
+    const uploadId = String(ctx.query.uploadId);
+    if (!/^[0-9a-f]+$/.test(uploadId)) {
+      ctx.status = 400;
+      return;
+    }
+    const folder = path.join(uploadsDirectory(bucket), uploadId);
+    try {
+      await fs.access(folder);
+    } catch {
+      ctx.status = 404;
+      ctx.type = 'application/xml';
+      ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>';
+      return;
+    }
+    await fs.rm(folder, { recursive: true, force: true });
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.method === 'GET' && segments.length === 1 && 'uploads' in ctx.query) {
+    const prefix = String(ctx.query.prefix || '');
+    let ids = [];
+    try {
+      ids = await fs.readdir(uploadsDirectory(bucket));
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+    const uploads = [];
+    for (const id of ids) {
+      try {
+        const folder = path.join(uploadsDirectory(bucket), id);
+        const key = (await fs.readFile(path.join(folder, 'key'))).toString();
+        const stat = await fs.stat(folder);
+        if (key.startsWith(prefix)) uploads.push({ id, key, initiated: stat.birthtime.toISOString() });
+      } catch (error) {
+        if (error.code !== 'ENOENT') throw error; // completed or aborted meanwhile
+      }
+    }
+    uploads.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    ctx.type = 'application/xml';
+    ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\n' +
+      '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+      `<Bucket>${xmlEscape(bucket)}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>` +
+      `<Prefix>${xmlEscape(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>` +
+      uploads.map(u => `<Upload><Key>${xmlEscape(u.key)}</Key><UploadId>${u.id}</UploadId><Initiated>${u.initiated}</Initiated><StorageClass>STANDARD</StorageClass></Upload>`).join('') +
+      '</ListMultipartUploadsResult>';
+    return;
+  }
+  return next();
+});
 server.run().then(
   () => console.log(`s3rver listening on 127.0.0.1:${port} for process ${ownerPid}`),
   error => {

@@ -78,7 +78,7 @@ public sealed class ExportSupervisorTests
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var lease = (await engine.Jobs.ClaimPartitionAsync(job.Id, null, "w", engine.Options.LeaseDuration, engine.Options.MaxAttempts, Ct))!;
-            await engine.Jobs.ReleasePartitionAsync(lease, "disk on fire", Ct);
+            await engine.Jobs.ReleasePartitionAsync(lease, "disk on fire", TimeSpan.Zero, Ct);
         }
 
         await engine.Supervisor().TickAsync(Ct);

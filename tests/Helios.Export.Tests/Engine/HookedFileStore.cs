@@ -20,6 +20,9 @@ internal sealed class HookedFileStore(LocalExportFileStore inner) : IExportFileS
 
     public Task DeleteJobAsync(string jobId, CancellationToken cancellationToken) => Inner.DeleteJobAsync(jobId, cancellationToken);
 
+    public Task<int> DeleteUnreferencedAsync(string jobId, IReadOnlySet<string> keep, CancellationToken cancellationToken) =>
+        Inner.DeleteUnreferencedAsync(jobId, keep, cancellationToken);
+
     public Task CheckAvailableAsync(CancellationToken cancellationToken) => Inner.CheckAvailableAsync(cancellationToken);
 
     public Task<IReadOnlyList<string>> ListAsync(string jobId, CancellationToken cancellationToken) => Inner.ListAsync(jobId, cancellationToken);
