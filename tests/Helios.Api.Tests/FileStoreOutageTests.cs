@@ -46,10 +46,16 @@ public abstract class S3OutageFactory : HeliosApiFactory
         return Convert.ToInt32(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    /// <summary>About 9 MB of Observations (one partition, one multipart file) and the rest of the synthetic data.</summary>
-    public async Task<Dictionary<string, long>> SeedAsync()
+    public Task<Dictionary<string, long>> SeedAsync() => LargeSeed.EnsureAsync(this);
+}
+
+/// <summary>About 9 MB of Observations (one partition, one multipart file with the S3 settings above) and the rest of
+/// the synthetic data of 120 patients.</summary>
+internal static class LargeSeed
+{
+    public static async Task<Dictionary<string, long>> EnsureAsync(HeliosApiFactory factory)
     {
-        var store = Services.GetRequiredService<IResourceStore>();
+        var store = factory.Services.GetRequiredService<IResourceStore>();
         var counts = await store.CountByTypeAsync(CancellationToken.None);
         if (counts.Count == 0)
         {
