@@ -19,14 +19,16 @@ internal sealed class EngineHarness : IAsyncDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "helios-engine-" + Guid.NewGuid().ToString("N")[..12]);
 
-    private EngineHarness(ExportOptions options)
+    private static readonly HttpClient s_http = new();
+
+    private EngineHarness(ExportOptions options, IExportFileStore? files)
     {
         Directory.CreateDirectory(_directory);
         Options = options;
         Store = new SqliteResourceStore(Path.Combine(_directory, "helios.db"), new IndexExtractor(SearchParameterRegistry.Instance), Clock);
         Source = new SqliteExportSource(Store);
         Jobs = new SqliteExportJobStore(Path.Combine(_directory, "helios.db"), Clock);
-        Files = new HookedFileStore(new LocalExportFileStore(Path.Combine(_directory, "exports")));
+        Files = new HookedFileStore(files ?? new LocalExportFileStore(Path.Combine(_directory, "exports")));
     }
 
     public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 3, 1, 8, 0, 0, TimeSpan.Zero));
@@ -43,7 +45,16 @@ internal sealed class EngineHarness : IAsyncDisposable
 
     public RecordingScheduler Scheduler { get; } = new();
 
-    public static async Task<EngineHarness> CreateAsync(Action<ExportOptions>? configure = null)
+    /// <summary>The harness with its parts in a bucket of its own on the test S3 server.</summary>
+    public static async Task<EngineHarness> CreateWithS3Async(Action<ExportOptions>? configure = null)
+    {
+        var s3 = await Helios.Testing.S3Server.GetAsync();
+        var files = new S3ExportFileStore(new S3Options { ServiceUrl = s3.Url, AccessKey = s3.AccessKey, SecretKey = s3.SecretKey, Bucket = s3.NewBucketName() });
+        await files.EnsureBucketAsync(CancellationToken.None);
+        return await CreateAsync(configure, files);
+    }
+
+    public static async Task<EngineHarness> CreateAsync(Action<ExportOptions>? configure = null, IExportFileStore? files = null)
     {
         var options = new ExportOptions
         {
@@ -56,7 +67,7 @@ internal sealed class EngineHarness : IAsyncDisposable
             RequeueAfter = TimeSpan.FromSeconds(30),
         };
         configure?.Invoke(options);
-        var harness = new EngineHarness(options);
+        var harness = new EngineHarness(options, files);
         await harness.Store.MigrateAsync(CancellationToken.None);
         await harness.Jobs.MigrateAsync(CancellationToken.None);
         return harness;
@@ -117,7 +128,7 @@ internal sealed class EngineHarness : IAsyncDisposable
         var keys = new List<string>();
         foreach (var file in (await Jobs.GetFilesAsync(jobId, CancellationToken.None)).Where(f => f.Kind == ExportFileKinds.Output))
         {
-            var lines = await File.ReadAllLinesAsync(Files.Inner.GetLocalPath(jobId, file.FileName)!);
+            var lines = (await ReadFileAsync(jobId, file.FileName)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(file.ResourceCount, lines.Length);
             keys.AddRange(lines.Select(line =>
             {
@@ -129,8 +140,21 @@ internal sealed class EngineHarness : IAsyncDisposable
         return keys;
     }
 
+    /// <summary>A stored file's text: from disk, or downloaded from its presigned URL.</summary>
+    public async Task<string> ReadFileAsync(string jobId, string fileName)
+    {
+        if (Files.Inner.GetLocalPath(jobId, fileName) is { } path)
+        {
+            return await File.ReadAllTextAsync(path);
+        }
+
+        var url = await Files.Inner.GetPresignedUrlAsync(jobId, fileName, TimeSpan.FromMinutes(5), CancellationToken.None);
+        return await s_http.GetStringAsync(url);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        (Files.Inner as IDisposable)?.Dispose();
         Store.Dispose();
         SqliteConnection.ClearAllPools();
         await Task.Yield();

@@ -23,10 +23,14 @@ public sealed class ExportPartitionRunnerTests
         Assert.All(files, f => Assert.True(f.ByteCount < 600 + 1024, $"{f.FileName} holds {f.ByteCount} bytes"));
     }
 
-    [Fact]
-    public async Task LeaseLostBeforeCommit_TheStaleRunIsFencedOut_ItsPartRemoved_AndTheNewHolderFinishesWithoutDuplicates()
+    [Theory]
+    [InlineData("local")]
+    [InlineData("s3")]
+    public async Task LeaseLostBeforeCommit_TheStaleRunIsFencedOut_ItsPartRemoved_AndTheNewHolderFinishesWithoutDuplicates(string fileStore)
     {
-        await using var engine = await EngineHarness.CreateAsync(o => o.PartitionRows = 100);
+        await using var engine = fileStore == "s3"
+            ? await EngineHarness.CreateWithS3Async(o => o.PartitionRows = 100)
+            : await EngineHarness.CreateAsync(o => o.PartitionRows = 100);
         var seeded = await engine.SeedAsync(patients: 1, observationsEach: 5);
         var job = await engine.StartAsync();
         // While the first worker publishes its first part, it stalls past its lease and another worker takes over.

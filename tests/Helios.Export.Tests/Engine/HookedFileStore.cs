@@ -1,10 +1,10 @@
 namespace Helios.Export.Tests.Engine;
 
-/// <summary>The real local file store, with a hook that runs when a part is about to be published (a test acts there:
+/// <summary>A real file store (local, or S3 on the test server), with a hook that runs when a part is about to be published (a test acts there:
 /// steals the lease, stops the worker, or fails the write).</summary>
-internal sealed class HookedFileStore(LocalExportFileStore inner) : IExportFileStore
+internal sealed class HookedFileStore(IExportFileStore inner) : IExportFileStore
 {
-    public LocalExportFileStore Inner { get; } = inner;
+    public IExportFileStore Inner { get; } = inner;
 
     /// <summary>Called with the file name before each publish; may throw.</summary>
     public Func<string, Task>? BeforePublish { get; set; }
