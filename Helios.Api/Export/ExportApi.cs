@@ -271,6 +271,20 @@ public static class ExportApi
             throw new FhirOperationException(404, $"The file '{fileName}' of export {jobId} is no longer stored.", OperationOutcome.IssueType.NotFound);
         }
 
+        // An unsatisfiable Range gets its 416 here, with an OperationOutcome (the file result would send an empty body).
+        if (Microsoft.Net.Http.Headers.RangeHeaderValue.TryParse(request.Headers.Range.ToString(), out var range)
+            && string.Equals(range.Unit.Value, "bytes", StringComparison.OrdinalIgnoreCase) && range.Ranges.Count > 0)
+        {
+            var length = new FileInfo(path).Length;
+            if (range.Ranges.All(r => r.From is { } from ? from >= length || (r.To is { } to && to < from) : r.To is not > 0 || length == 0))
+            {
+                throw new FhirOperationException(416, $"The Range '{request.Headers.Range}' selects no byte of '{fileName}', which is {length} bytes long.", OperationOutcome.IssueType.Invalid)
+                {
+                    Headers = { ["Content-Range"] = $"bytes */{length}" },
+                };
+            }
+        }
+
         var gzip = !request.Headers.Range.Any() &&
             request.Headers.AcceptEncoding.Any(v => v is not null && v.Contains("gzip", StringComparison.OrdinalIgnoreCase));
         return gzip ? new GzipFileResult(path, Ndjson) : TypedResults.PhysicalFile(path, Ndjson, enableRangeProcessing: true);

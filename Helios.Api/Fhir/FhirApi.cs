@@ -98,7 +98,16 @@ public static class FhirApi
         var pairs = FhirRequestReader.QueryPairs(request);
         if (request.HasFormContentType)
         {
-            var form = await request.ReadFormAsync(cancellationToken);
+            IFormCollection form;
+            try
+            {
+                form = await request.ReadFormAsync(cancellationToken);
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new FhirOperationException(400, $"The form body could not be read: {ex.Message}", OperationOutcome.IssueType.Invalid);
+            }
+
             pairs.AddRange(form.SelectMany(f => f.Value.Select(v => new KeyValuePair<string, string>(f.Key, v ?? string.Empty))));
         }
         else if (request.ContentLength > 0)

@@ -475,6 +475,12 @@ public sealed class EmbeddedExportTests(EmbeddedExportFactory factory) : ExportC
         var ranged = await client.GetFileAsync(url, ("Range", "bytes=10-19"));
         Assert.Equal(HttpStatusCode.PartialContent, ranged.StatusCode);
         Assert.Equal(plain[10..20], await ranged.Content.ReadAsByteArrayAsync());
+
+        // Past the end: 416, the length in Content-Range, and an OperationOutcome that says why.
+        var beyond = await client.GetFileAsync(url, ("Range", $"bytes={plain.Length}-"));
+        Assert.Equal(HttpStatusCode.RequestedRangeNotSatisfiable, beyond.StatusCode);
+        Assert.Equal($"bytes */{plain.Length}", beyond.Content.Headers.ContentRange?.ToString() ?? string.Join(",", beyond.Headers.GetValues("Content-Range")));
+        Assert.Contains("selects no byte", await beyond.OutcomeTextAsync(), StringComparison.Ordinal);
     }
 }
 
