@@ -3,6 +3,10 @@
 //   dotnet run -c Release --project bench/Helios.Bench -- [--resources N] [--source synthetic|synthea] [--backends sqlite,postgres]
 // Export benchmark (see ExportBench.cs):
 //   dotnet run -c Release --project bench/Helios.Bench -- --export [--resources N] [--source ...] [--topologies embedded,postgres-s3,postgres-local]
+// Load benchmarks on postgres-s3 with worker processes (see LoadBench.cs):
+//   ... -- --concurrent [--clients 20] [--pollers 100] [--workers 2] [--poll-interval-ms 100] [--resources 50000]
+//   ... -- --writes [--rate 100] [--resources 1000000]
+//   ... -- --churn [--minutes 10] [--resources 20000]
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Compression;
@@ -17,6 +21,12 @@ using Helios.Testing;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
+
+if (args.Contains("--concurrent") || args.Contains("--writes") || args.Contains("--churn"))
+{
+    await LoadBench.RunAsync(args, (path, count, kind) => WriteInput(path, count, kind));
+    return;
+}
 
 if (args.Contains("--export"))
 {
