@@ -17,6 +17,8 @@ public sealed class RestFuzzFactory : HeliosApiFactory
     {
         MaxBodyBytes = 256 * 1024;
         ExportTestSettings.Apply(this, slow: false);
+        // Tens of thousands of requests: a log line per request and per statement would be most of the run.
+        Settings["Logging:LogLevel:Default"] = "Warning";
     }
 }
 
@@ -28,6 +30,8 @@ public sealed class PostgresRestFuzzFactory : HeliosApiFactory
     {
         MaxBodyBytes = 256 * 1024;
         ExportTestSettings.Apply(this, slow: false);
+        // Tens of thousands of requests: a log line per request and per statement would be most of the run.
+        Settings["Logging:LogLevel:Default"] = "Warning";
     }
 }
 
@@ -43,6 +47,9 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
     where TFactory : HeliosApiFactory
 {
     private const int Cases = 10_000;
+
+    /// <summary>The store's state after the previous case (the probes run one at a time, and nothing else writes).</summary>
+    private string? _lastState;
 
     /// <summary>In no stored resource: a search value carrying it must match nothing.</summary>
     private const string Marker = "qzxjv";
@@ -84,7 +91,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
                 4 => "application/fhir+xml",
                 _ => "text/plain",
             });
-            var before = await StoreStateAsync(type, id);
+            var before = await StoreStateBeforeAsync(type, id);
             var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
             lock (statuses)
@@ -95,7 +102,11 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             await AssertAnswerAsync(request, url, response);
             if (status >= 400)
             {
-                Assert.True(before == await StoreStateAsync(type, id), $"a refused {method} {url} ({status}) changed the store");
+                Assert.True(before == await StoreStateAfterAsync(type, id), $"a refused {method} {url} ({status}) changed the store");
+            }
+            else
+            {
+                _lastState = null;
             }
         }, iter: Cases, threads: 1);
 
@@ -132,7 +143,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             var request = post
                 ? new HttpRequestMessage(HttpMethod.Post, $"/{type}/_search") { Content = new StringContent(encoded, Encoding.UTF8, "application/x-www-form-urlencoded") }
                 : new HttpRequestMessage(HttpMethod.Get, $"/{type}?{encoded}");
-            var before = await StoreStateAsync(type, "pat-1");
+            var before = await StoreStateBeforeAsync(type, "pat-1");
             var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
             lock (statuses)
@@ -141,7 +152,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             }
 
             var text = await AssertAnswerAsync(request, request.RequestUri!.ToString(), response);
-            Assert.True(before == await StoreStateAsync(type, "pat-1"), "a search changed the store");
+            Assert.True(before == await StoreStateAfterAsync(type, "pat-1"), "a search changed the store");
             if (status == 200)
             {
                 var bundle = JsonDocument.Parse(text).RootElement;
@@ -227,7 +238,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
                 request.Headers.TryAddWithoutValidation("If-Modified-Since", date);
             }
 
-            var before = await StoreStateAsync(type, id);
+            var before = await StoreStateBeforeAsync(type, id);
             var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
             lock (statuses)
@@ -238,7 +249,11 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             await AssertAnswerAsync(request, request.RequestUri!.ToString(), response);
             if (status >= 400)
             {
-                Assert.True(before == await StoreStateAsync(type, id), $"a refused {request.Method} {request.RequestUri} ({status}) changed the store");
+                Assert.True(before == await StoreStateAfterAsync(type, id), $"a refused {request.Method} {request.RequestUri} ({status}) changed the store");
+            }
+            else
+            {
+                _lastState = null;
             }
         }, iter: Cases, threads: 1);
 
@@ -498,12 +513,26 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
         return all.Count == 0 ? null : all[random.Next(all.Count)];
     }
 
-    /// <summary>What a write would change: the store's sequence and clock, every table's row count, and the target's
-    /// latest stored bytes.</summary>
-    private async Task<string> StoreStateAsync(string type, string id)
+    /// <summary>The state before a request: the store-wide part is the previous case's after-state when that case
+    /// left the store as it was (refused, or a read), else it is read again.</summary>
+    private async Task<string> StoreStateBeforeAsync(string type, string id)
+    {
+        await using var connection = await OpenAsync();
+        return (_lastState ?? await StoreWideStateAsync(connection)) + await TargetStateAsync(connection, type, id);
+    }
+
+    /// <summary>The state after a request (kept for the next case's before-state).</summary>
+    private async Task<string> StoreStateAfterAsync(string type, string id)
+    {
+        await using var connection = await OpenAsync();
+        _lastState = await StoreWideStateAsync(connection);
+        return _lastState + await TargetStateAsync(connection, type, id);
+    }
+
+    /// <summary>What any write changes: the store's sequence and clock, and every table's row count.</summary>
+    private async Task<string> StoreWideStateAsync(System.Data.Common.DbConnection connection)
     {
         var text = new StringBuilder();
-        await using var connection = await OpenAsync();
         await using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT last_seq, last_ts FROM store_state";
@@ -515,36 +544,41 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
         }
 
         _storeTables ??= await StoreTablesAsync(connection);
-        foreach (var table in _storeTables)
-        {
-            await using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT COUNT(*) FROM {table}";
-            text.Append(table).Append('=').Append(Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture)).Append(';');
-        }
-
         await using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT version, json FROM resources WHERE res_type = @t AND res_id = @i ORDER BY version DESC LIMIT 1";
-            var t = command.CreateParameter();
-            t.ParameterName = "@t";
-            t.Value = type;
-            var i = command.CreateParameter();
-            i.ParameterName = "@i";
-            i.Value = id;
-            command.Parameters.Add(t);
-            command.Parameters.Add(i);
+            command.CommandText = "SELECT " + string.Join(", ", _storeTables.Select(t => $"(SELECT COUNT(*) FROM {t})"));
             await using var reader = await command.ExecuteReaderAsync();
-            if (await reader.ReadAsync())
+            await reader.ReadAsync();
+            for (var i = 0; i < _storeTables.Count; i++)
             {
-                text.Append(reader.GetValue(0)).Append(':').Append(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(reader.GetValue(1) switch
-                {
-                    byte[] b => b,
-                    var v => Encoding.UTF8.GetBytes(v.ToString()!),
-                })));
+                text.Append(_storeTables[i]).Append('=').Append(reader.GetInt64(i)).Append(';');
             }
         }
 
         return text.ToString();
+    }
+
+    /// <summary>The target's latest stored version and a hash of its bytes.</summary>
+    private static async Task<string> TargetStateAsync(System.Data.Common.DbConnection connection, string type, string id)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT version, json FROM resources WHERE res_type = @t AND res_id = @i ORDER BY version DESC LIMIT 1";
+        var t = command.CreateParameter();
+        t.ParameterName = "@t";
+        t.Value = type;
+        var i = command.CreateParameter();
+        i.ParameterName = "@i";
+        i.Value = id;
+        command.Parameters.Add(t);
+        command.Parameters.Add(i);
+        await using var reader = await command.ExecuteReaderAsync();
+        return await reader.ReadAsync()
+            ? $"{type}/{id}:{reader.GetValue(0)}:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(reader.GetValue(1) switch
+            {
+                byte[] b => b,
+                var v => Encoding.UTF8.GetBytes(v.ToString()!),
+            }))
+            : $"{type}/{id}: none";
     }
 
     private List<string>? _storeTables;
