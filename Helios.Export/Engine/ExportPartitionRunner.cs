@@ -134,6 +134,15 @@ public sealed partial class ExportPartitionRunner(
         }
         catch (Exception ex)
         {
+            if (await HasEndedAsync(jobId))
+            {
+                // Cancelled (or failed elsewhere) while this partition ran: its files were deleted under it, which is
+                // what failed here. Nothing to retry; the work is discarded as with a lost lease.
+                LogEndedUnderneath(logger, jobId, partitionNo, ex.GetType().Name);
+                await TryReleaseAsync(lease, "export ended", TimeSpan.Zero);
+                return PartitionOutcome.LeaseLost;
+            }
+
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             var retryAfter = RetryDelay(settings, lease.Attempt);
             LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt, retryAfter.TotalSeconds);
@@ -333,6 +342,19 @@ public sealed partial class ExportPartitionRunner(
         LogJobCompleted(logger, job.Id);
     }
 
+    /// <summary>Whether the export is no longer running (false when that cannot be read now: then it is a failure).</summary>
+    private async Task<bool> HasEndedAsync(string jobId)
+    {
+        try
+        {
+            return await jobs.GetJobAsync(jobId, CancellationToken.None) is not { Status: ExportJobStatus.Running };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The error a failed attempt records (shown in the status response if the export is abandoned).</summary>
     private static string Describe(Exception ex)
     {
@@ -368,6 +390,9 @@ public sealed partial class ExportPartitionRunner(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Export {JobId} partition {PartitionNo} failed (attempt {Attempt}); it may be claimed again in {RetryAfterSeconds} s")]
     private static partial void LogPartitionFailed(ILogger logger, Exception exception, string jobId, int partitionNo, int attempt, double retryAfterSeconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId} partition {PartitionNo}: the export ended while it ran ({Error}); its work is discarded")]
+    private static partial void LogEndedUnderneath(ILogger logger, string jobId, int partitionNo, string error);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId}: waiting {Seconds:0.0} s for a failed partition's next attempt")]
     private static partial void LogWaitingForRetry(ILogger logger, string jobId, double seconds);

@@ -584,6 +584,8 @@ internal static class LoadBench
             psi.ArgumentList.Add(dll);
             psi.Environment["ASPNETCORE_URLS"] = url;
             psi.Environment["Logging__LogLevel__Default"] = "Warning";
+            // One line per entry, exception included: errors are printed whole.
+            psi.Environment["Logging__Console__FormatterName"] = "json";
             foreach (var (key, value) in environment)
             {
                 psi.Environment[key] = value;
@@ -592,7 +594,7 @@ internal static class LoadBench
             var process = Process.Start(psi)!;
             _processes.Add(process);
             var name = project == "Helios.Api" ? "api" : $"worker{_processes.Count - 1}";
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null && e.Data.Contains("fail", StringComparison.Ordinal)) { Console.Error.WriteLine($"{name}: {e.Data}"); } };
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null && e.Data.Contains("\"LogLevel\":\"Error\"", StringComparison.Ordinal)) { Console.Error.WriteLine($"{name}: {e.Data}"); } };
             process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine($"{name}: {e.Data}"); } };
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();

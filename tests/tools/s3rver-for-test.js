@@ -43,9 +43,38 @@ const path = require('path');
 const xmlEscape = text => String(text).replace(/[<>&'"]/g, c => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]);
 const uploadsDirectory = bucket => path.join(directory, bucket, '._S3rver_uploads');
 server.middleware.unshift(async (ctx, next) => {
+  // A 5xx says why in the log (s3rver itself runs silent).
+  try {
+    await next();
+  } catch (error) {
+    console.error(`${ctx.method} ${ctx.url}: ${error && error.stack || error}`);
+    throw error;
+  }
+  if (ctx.status >= 500) console.error(`${ctx.method} ${ctx.url}: ${ctx.status} ${typeof ctx.body === 'string' ? ctx.body : ''}`);
+});
+server.middleware.unshift(async (ctx, next) => {
   const segments = ctx.path.split('/').filter(Boolean);
   if (segments.length === 0) return next();
   const bucket = decodeURIComponent(segments[0]);
+  if ((ctx.method === 'PUT' || ctx.method === 'POST') && segments.length > 1 && 'uploadId' in ctx.query) {
+    // A part or completion for an upload that was aborted: NoSuchUpload (404), as S3 answers, not s3rver's ENOENT 500.
+    const uploadId = String(ctx.query.uploadId);
+    let exists = /^[0-9a-f]+$/.test(uploadId);
+    if (exists) {
+      try {
+        await fs.access(path.join(uploadsDirectory(bucket), uploadId, 'key'));
+      } catch {
+        exists = false;
+      }
+    }
+    if (!exists) {
+      ctx.status = 404;
+      ctx.type = 'application/xml';
+      ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>';
+      return;
+    }
+    return next();
+  }
   if (ctx.method === 'DELETE' && segments.length > 1 && 'uploadId' in ctx.query) {
     const uploadId = String(ctx.query.uploadId);
     if (!/^[0-9a-f]+$/.test(uploadId)) {
