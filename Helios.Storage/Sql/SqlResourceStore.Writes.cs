@@ -155,9 +155,7 @@ public abstract partial class SqlResourceStore
 
             Serialize(rows);
             // Mark the replaced versions superseded, then add the new ones.
-            await SupersedeAsync(connection, transaction, superseded, cancellationToken);
-            await InsertRowsAsync(connection, transaction, rows, cancellationToken);
-            await WriteClockAsync(connection, transaction, lastSeq, ts - 1, cancellationToken);
+            await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             if (loadKeys is not null)
             {
@@ -220,6 +218,16 @@ public abstract partial class SqlResourceStore
         AddParameter(command, "@s", seq);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
+    }
+
+    /// <summary>Marks the replaced versions superseded, adds the new ones, and advances the clock (a dialect may send
+    /// them together).</summary>
+    protected virtual async Task WriteVersionsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> superseded,
+        IReadOnlyList<NewVersion> rows, long lastSeq, long lastTs, CancellationToken cancellationToken)
+    {
+        await SupersedeAsync(connection, transaction, superseded, cancellationToken);
+        await InsertRowsAsync(connection, transaction, rows, cancellationToken);
+        await WriteClockAsync(connection, transaction, lastSeq, lastTs, cancellationToken);
     }
 
     private static async Task WriteClockAsync(DbConnection connection, DbTransaction transaction, long lastSeq, long lastTs, CancellationToken cancellationToken)
