@@ -80,8 +80,8 @@ internal sealed class EngineHarness : IAsyncDisposable
     public ExportPlanner Planner() =>
         new(Jobs, Source, Files, Scheduler, SearchParameterRegistry.Instance, Ranges, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPlanner>.Instance);
 
-    public ExportPartitionRunner Runner() =>
-        new(Jobs, Source, Files, Ranges, new ExportWorkerIdentity(), Clock, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<ExportPartitionRunner>.Instance);
+    public ExportPartitionRunner Runner(Microsoft.Extensions.Logging.ILogger<ExportPartitionRunner>? logger = null) =>
+        new(Jobs, Source, Files, Ranges, new ExportWorkerIdentity(), Clock, Microsoft.Extensions.Options.Options.Create(Options), logger ?? NullLogger<ExportPartitionRunner>.Instance);
 
     public ExportSupervisor Supervisor(bool resetLeasesOnStartup = false) =>
         new(Jobs, Files, Source, Scheduler, Clock, Microsoft.Extensions.Options.Options.Create(Options), new ExportSupervisorSettings(resetLeasesOnStartup), NullLogger<ExportSupervisor>.Instance);

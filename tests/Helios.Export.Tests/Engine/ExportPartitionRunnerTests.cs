@@ -134,4 +134,61 @@ public sealed class ExportPartitionRunnerTests
         Assert.NotNull(inFlight);
         Assert.DoesNotContain(inFlight, await engine.Files.ListAsync(job.Id, Ct));
     }
+
+    [Fact]
+    public async Task CancelledExport_WhoseFilesVanishUnderARunningPartition_EndsItQuietly_WithoutARetry()
+    {
+        await using var engine = await EngineHarness.CreateAsync(o =>
+        {
+            o.PartitionRows = 100;
+            o.MaxPartBytes = 400;
+        });
+        await engine.SeedAsync(patients: 1, observationsEach: 8);
+        var job = await engine.StartAsync();
+
+        // The cancel deletes the export's files while a part is being published: the store fails the publish.
+        engine.Files.BeforePublish = async _ =>
+        {
+            if (engine.Files.Published.Count == 1)
+            {
+                Assert.True(await engine.Jobs.CancelJobAsync(job.Id, Ct));
+                await engine.Files.DeleteJobAsync(job.Id, Ct);
+                throw new ExportFileStoreException("The export directory could not be written: No such file or directory");
+            }
+        };
+        var logger = new ListLogger<ExportPartitionRunner>();
+
+        await engine.Runner(logger).RunAsync(job.Id, Ct);
+
+        Assert.Equal(ExportJobStatus.Cancelled, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.DoesNotContain(logger.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning);
+        Assert.Contains(logger.Entries, e => e.Message.Contains("the export ended while it ran", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AFailingFileStore_BacksOffBetweenAttempts_DoublingUpToTheMaximum()
+    {
+        var options = new ExportOptions { RetryBackoff = TimeSpan.FromSeconds(2), MaxRetryBackoff = TimeSpan.FromSeconds(60) };
+        Assert.Equal(
+            [2, 4, 8, 16, 32, 60, 60],
+            Enumerable.Range(1, 7).Select(attempt => ExportPartitionRunner.RetryDelay(options, attempt).TotalSeconds));
+    }
+}
+
+internal sealed class ListLogger<T> : Microsoft.Extensions.Logging.ILogger<T>
+{
+    public List<(Microsoft.Extensions.Logging.LogLevel Level, string Message)> Entries { get; } = [];
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        lock (Entries)
+        {
+            Entries.Add((logLevel, formatter(state, exception)));
+        }
+    }
 }
