@@ -122,17 +122,50 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
+    /// <summary>The clock's row lock and the key lookup in one round trip (a batch: the lock is taken first).</summary>
+    protected override async Task<((long LastSeq, long LastTs) Clock, Dictionary<(string Type, string Id), CurrentVersion> Current)> ReadClockAndLookupAsync(
+        DbConnection connection, DbTransaction transaction, IReadOnlyCollection<(string Type, string Id)> keys, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch((NpgsqlConnection)connection, (NpgsqlTransaction)transaction)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SELECT last_seq, last_ts FROM store_state WHERE id = 1 FOR UPDATE"),
+                new NpgsqlBatchCommand(LookupSql)
+                {
+                    Parameters =
+                    {
+                        new NpgsqlParameter<string[]>("t", keys.Select(k => k.Type).ToArray()),
+                        new NpgsqlParameter<string[]>("i", keys.Select(k => k.Id).ToArray()),
+                    },
+                },
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var clock = (reader.GetInt64(0), reader.GetInt64(1));
+        await reader.NextResultAsync(cancellationToken);
+        var result = new Dictionary<(string, string), CurrentVersion>(keys.Count);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            result[(reader.GetString(0), reader.GetString(1))] = new CurrentVersion(reader.GetInt64(2), reader.GetInt32(3), reader.GetInt32(4) != 0);
+        }
+
+        return (clock, result);
+    }
+
+    // One probe of the current-version index per key, whatever the planner thinks of the table's size: the LIMIT keeps
+    // the LATERAL subquery from being flattened into a join, which the planner (with the statistics of a table that
+    // grows during a load) turned into a merge join over the whole index, once per batch.
+    private const string LookupSql =
+        "SELECT r.res_type, r.res_id, r.seq, r.version, r.deleted FROM unnest(@t, @i) AS k(t, i) CROSS JOIN LATERAL " +
+        "(SELECT x.res_type, x.res_id, x.seq, x.version, x.deleted FROM resources x WHERE x.res_type = k.t AND x.res_id = k.i AND x.next_seq IS NULL LIMIT 1) r";
+
     protected override async Task<Dictionary<(string Type, string Id), CurrentVersion>> LookupCurrentAsync(
         DbConnection connection, DbTransaction transaction, IReadOnlyCollection<(string Type, string Id)> keys, CancellationToken cancellationToken)
     {
         var result = new Dictionary<(string, string), CurrentVersion>(keys.Count);
-        await using var command = new NpgsqlCommand(
-            // One probe of the current-version index per key, whatever the planner thinks of the table's size: the
-            // LIMIT keeps the LATERAL subquery from being flattened into a join, which the planner (with the statistics
-            // of a table that grows during a load) turned into a merge join over the whole index, once per batch.
-            "SELECT r.res_type, r.res_id, r.seq, r.version, r.deleted FROM unnest(@t, @i) AS k(t, i) CROSS JOIN LATERAL " +
-            "(SELECT x.res_type, x.res_id, x.seq, x.version, x.deleted FROM resources x WHERE x.res_type = k.t AND x.res_id = k.i AND x.next_seq IS NULL LIMIT 1) r",
-            (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
+        await using var command = new NpgsqlCommand(LookupSql, (NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
         command.Parameters.Add(new NpgsqlParameter<string[]>("t", keys.Select(k => k.Type).ToArray()));
         command.Parameters.Add(new NpgsqlParameter<string[]>("i", keys.Select(k => k.Id).ToArray()));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

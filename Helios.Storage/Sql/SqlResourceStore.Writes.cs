@@ -96,12 +96,20 @@ public abstract partial class SqlResourceStore
         var transaction = await BeginWriteAsync(connection, cancellationToken);
         try
         {
-            var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
             var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
-            var current = loadKeys is null
-                ? await LookupCurrentAsync(connection, transaction, keys, cancellationToken)
-                : (await loadKeys.LookupAsync(keys, seq => ReadKeyOfSeqAsync(connection, transaction, seq, cancellationToken)))
+            long lastSeq, lastTs;
+            Dictionary<(string Type, string Id), CurrentVersion> current;
+            if (loadKeys is null)
+            {
+                ((lastSeq, lastTs), current) = await ReadClockAndLookupAsync(connection, transaction, keys, cancellationToken);
+            }
+            else
+            {
+                (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+                current = (await loadKeys.LookupAsync(keys, seq => ReadKeyOfSeqAsync(connection, transaction, seq, cancellationToken)))
                     .ToDictionary(e => e.Key, e => new CurrentVersion(e.Value.Seq, e.Value.Number, e.Value.Deleted));
+            }
+
             var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs + 1);
 
             var rows = new List<NewVersion>(writes.Count);
@@ -218,6 +226,15 @@ public abstract partial class SqlResourceStore
         AddParameter(command, "@s", seq);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
+    }
+
+    /// <summary>Takes the clock (and with it the writer lock) and looks up the current versions of the keys (a dialect
+    /// may send both at once).</summary>
+    protected virtual async Task<((long LastSeq, long LastTs) Clock, Dictionary<(string Type, string Id), CurrentVersion> Current)> ReadClockAndLookupAsync(
+        DbConnection connection, DbTransaction transaction, IReadOnlyCollection<(string Type, string Id)> keys, CancellationToken cancellationToken)
+    {
+        var clock = await ReadClockAsync(connection, transaction, cancellationToken);
+        return (clock, await LookupCurrentAsync(connection, transaction, keys, cancellationToken));
     }
 
     /// <summary>Marks the replaced versions superseded, adds the new ones, and advances the clock (a dialect may send
