@@ -70,14 +70,7 @@ public sealed partial class ExportPartitionRunner(
         return delay < TimeSpan.Zero ? TimeSpan.Zero : delay;
     }
 
-    private enum PartitionOutcome
-    {
-        Done,
-        LeaseLost,
-        Failed,
-    }
-
-    private async Task<PartitionOutcome> RunPartitionAsync(ExportJob job, PartitionLease lease, CancellationToken cancellationToken)
+    private async Task RunPartitionAsync(ExportJob job, PartitionLease lease, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         var jobId = job.Id;
@@ -116,7 +109,7 @@ public sealed partial class ExportPartitionRunner(
                 await OnJobCompletedAsync(job, cancellationToken);
             }
 
-            return PartitionOutcome.Done;
+            return;
         }
         catch (OperationCanceledException ex) when (leaseLost || ex is LeaseLostException)
         {
@@ -124,7 +117,7 @@ public sealed partial class ExportPartitionRunner(
             activity?.SetTag("helios.export.lease_lost", true);
             LogLeaseLost(logger, jobId, partitionNo, lease.Token);
             await TryReleaseAsync(lease, "lease lost or export ended", TimeSpan.Zero);
-            return PartitionOutcome.LeaseLost;
+            return;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -140,7 +133,7 @@ public sealed partial class ExportPartitionRunner(
                 // what failed here. Nothing to retry; the work is discarded as with a lost lease.
                 LogEndedUnderneath(logger, jobId, partitionNo, ex.GetType().Name);
                 await TryReleaseAsync(lease, "export ended", TimeSpan.Zero);
-                return PartitionOutcome.LeaseLost;
+                return;
             }
 
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
@@ -148,7 +141,7 @@ public sealed partial class ExportPartitionRunner(
             LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt, retryAfter.TotalSeconds);
             ExportTelemetry.PartitionsFailed.Add(1, new KeyValuePair<string, object?>("resource_type", lease.Type));
             await TryReleaseAsync(lease, Describe(ex), retryAfter);
-            return PartitionOutcome.Failed;
+            return;
         }
         finally
         {

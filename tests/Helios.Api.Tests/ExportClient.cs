@@ -109,6 +109,17 @@ internal sealed class ExportClient(HttpClient api, Func<string, Task<string>>? d
         return response;
     }
 
+    /// <summary>Asserts the export holds exactly the expected types, each with its count of lines and every id once.</summary>
+    public static void AssertExactlyOnce(IReadOnlyDictionary<string, long> expected, Dictionary<string, List<JsonElement>> lines)
+    {
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), lines.Keys.Order(StringComparer.Ordinal));
+        foreach (var (type, count) in expected)
+        {
+            Assert.True(count == lines[type].Count, $"{type}: expected {count} lines, exported {lines[type].Count}");
+            Assert.Equal(count, lines[type].Select(l => l.GetProperty("id").GetString()).Distinct().Count());
+        }
+    }
+
     /// <summary>Downloads every output file: lines per type, asserting each file is NDJSON of its manifest type and
     /// that the manifest count matches.</summary>
     public async Task<Dictionary<string, List<JsonElement>>> DownloadOutputAsync(JsonElement manifest)

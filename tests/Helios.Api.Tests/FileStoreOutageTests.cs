@@ -147,12 +147,7 @@ public sealed class S3OutageTests(S3OutageRiddenOutFactory factory) : IClassFixt
 
         var manifest = await client.WaitForManifestAsync(statusUrl, TimeSpan.FromSeconds(180));
         var lines = await client.DownloadOutputAsync(manifest);
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), lines.Keys.Order(StringComparer.Ordinal));
-        foreach (var (type, count) in expected)
-        {
-            Assert.True(count == lines[type].Count, $"{type}: expected {count} lines, exported {lines[type].Count}");
-            Assert.Equal(count, lines[type].Select(l => l.GetProperty("id").GetString()).Distinct().Count());
-        }
+        ExportClient.AssertExactlyOnce(expected, lines);
 
         // The outage cost attempts (the retries happened), and nothing but the manifest's files is left behind.
         Assert.True(await factory.MaxAttemptsAsync(jobId) >= 2, "no partition was attempted twice: the outage was not noticed");

@@ -94,10 +94,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             var before = await StoreStateBeforeAsync(type, id);
             var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
-            lock (statuses)
-            {
-                statuses[status] = statuses.GetValueOrDefault(status) + 1;
-            }
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
 
             await AssertAnswerAsync(request, url, response);
             if (status >= 400)
@@ -146,10 +143,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             var before = await StoreStateBeforeAsync(type, "pat-1");
             var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
-            lock (statuses)
-            {
-                statuses[status] = statuses.GetValueOrDefault(status) + 1;
-            }
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
 
             var text = await AssertAnswerAsync(request, request.RequestUri!.ToString(), response);
             Assert.True(before == await StoreStateAfterAsync(type, "pat-1"), "a search changed the store");
@@ -241,10 +235,7 @@ public abstract class RestInputFuzzContract<TFactory>(TFactory factory) : IClass
             var before = await StoreStateBeforeAsync(type, id);
             var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
-            lock (statuses)
-            {
-                statuses[status] = statuses.GetValueOrDefault(status) + 1;
-            }
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
 
             await AssertAnswerAsync(request, request.RequestUri!.ToString(), response);
             if (status >= 400)

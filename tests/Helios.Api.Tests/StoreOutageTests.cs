@@ -89,11 +89,6 @@ public sealed class StoreOutageTests(PostgresOutageFactory factory) : IClassFixt
 
         var manifest = await client.WaitForManifestAsync(statusUrl, TimeSpan.FromSeconds(120));
         var lines = await client.DownloadOutputAsync(manifest);
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), lines.Keys.Order(StringComparer.Ordinal));
-        foreach (var (type, count) in expected)
-        {
-            Assert.True(count == lines[type].Count, $"{type}: expected {count} lines, exported {lines[type].Count}");
-            Assert.Equal(count, lines[type].Select(l => l.GetProperty("id").GetString()).Distinct().Count());
-        }
+        ExportClient.AssertExactlyOnce(expected, lines);
     }
 }
