@@ -147,8 +147,12 @@ public sealed class SearchQueryParser(SearchParameterRegistry registry)
                     continue;
                 }
 
-                query.Criteria.Add(new SearchCriterion(name, null, SearchModifier.None, null,
-                    SplitValues(value).Select(v => new SearchValue { Code = v }).ToList()));
+                var ids = SplitValues(value).Select(v => new SearchValue { Code = v }).ToList();
+                if (ids.Count > 0)
+                {
+                    query.Criteria.Add(new SearchCriterion(name, null, SearchModifier.None, null, ids));
+                }
+
                 continue;
             }
 
@@ -160,8 +164,12 @@ public sealed class SearchQueryParser(SearchParameterRegistry registry)
                     continue;
                 }
 
-                query.Criteria.Add(new SearchCriterion(name, null, SearchModifier.None, null,
-                    SplitValues(value).Select(v => ParseDate(name, v)).ToList()));
+                var dates = SplitValues(value).Select(v => ParseDate(name, v)).ToList();
+                if (dates.Count > 0)
+                {
+                    query.Criteria.Add(new SearchCriterion(name, null, SearchModifier.None, null, dates));
+                }
+
                 continue;
             }
 

@@ -115,6 +115,23 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EmptySearchValues_AreIgnored_OnEveryParameterKind()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("empty-1")), ResourceWrite.Create(NewPatient("empty-2"))], Ct);
+        var all = await Ids("Patient", "_count=7");
+        Assert.Contains("empty-1", all);
+
+        // An empty value (or only separators) constrains nothing, for the special parameters as for the indexed ones;
+        // PostgreSQL refused the empty lists these used to make ("IN ()").
+        foreach (var query in new[] { "_id=", "_id=,", "_lastUpdated=", "_lastUpdated=,,", "name=", "gender=", "birthdate=", "_id=&_lastUpdated=&name=" })
+        {
+            Assert.Equal(all, await Ids("Patient", query));
+        }
+
+        Assert.Equal(["empty-2"], await Ids("Patient", "_id=,empty-2,"));
+    }
+
+    [Fact]
     public async Task FailedPrecondition_InBatch_WritesNothing()
     {
         await Store.WriteAsync([ResourceWrite.Create(NewPatient("p3"))], Ct);
