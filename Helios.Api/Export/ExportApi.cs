@@ -104,7 +104,8 @@ public static class ExportApi
 
     public static async Task<IResult> StatusAsync(string jobId, HttpRequest request, HttpResponse response, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
     {
-        var job = await FindLiveJobAsync(jobId, services, cancellationToken);
+        var found = await services.Jobs.GetJobWithProgressAsync(jobId, cancellationToken);
+        var job = EnsureLive(jobId, found?.Job, services);
         var options = services.Options.Value;
         var paged = job.Request.AllowPartialManifests;
         var page = ManifestPage(request, job);
@@ -112,7 +113,7 @@ public static class ExportApi
         {
             case ExportJobStatus.Accepted or ExportJobStatus.Running:
                 var retryAfter = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-                var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
+                var progress = found!.Value.Progress;
                 var progressText = job.Status == ExportJobStatus.Accepted
                     ? "planning"
                     : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)";
@@ -292,9 +293,12 @@ public static class ExportApi
 
     /// <summary>The job, or <see cref="ExportJobNotFoundException"/> (404) when it is unknown, cancelled, expired, or
     /// another client's (so a job id tells nobody else anything).</summary>
-    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken)
+    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken) =>
+        EnsureLive(jobId, await services.Jobs.GetJobAsync(jobId, cancellationToken), services);
+
+    /// <summary>The job, unless it is missing, cancelled, expired or another client's (404 for all of them).</summary>
+    private static ExportJob EnsureLive(string jobId, ExportJob? job, ExportEndpointServices services)
     {
-        var job = await services.Jobs.GetJobAsync(jobId, cancellationToken);
         var now = services.TimeProvider.GetUtcNow();
         if (job is null || job.Status == ExportJobStatus.Cancelled || (job.ExpiresAt is { } expires && expires <= now) ||
             (!services.Access.IsUnrestricted && !string.Equals(job.Owner, services.Access.ClientId, StringComparison.Ordinal)))

@@ -31,7 +31,7 @@ internal static class LoadBench
     {
         var mode = args.Contains("--concurrent") ? "concurrent" : args.Contains("--writes") ? "writes" : "churn";
         var resources = mode switch { "concurrent" => 50_000, "writes" => 1_000_000, _ => 20_000 };
-        int clients = 20, pollers = 100, workers = 2, pollIntervalMs = 100, rate = 100;
+        int clients = 20, pollers = 100, workers = 2, pollIntervalMs = 100, rate = 100, maxInFlight = 256;
         var minutes = 10.0;
         var workerNice = 0;
         var source = "synthea";
@@ -45,6 +45,7 @@ internal static class LoadBench
                 case "--workers": workers = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--poll-interval-ms": pollIntervalMs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--rate": rate = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--max-in-flight": maxInFlight = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--minutes": minutes = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--source": source = args[++i]; break;
                 case "--worker-nice": workerNice = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
@@ -100,7 +101,7 @@ internal static class LoadBench
                     await ConcurrentAsync(api, pg, clients, pollers, pollIntervalMs);
                     break;
                 case "writes":
-                    await WritesAsync(api, pg, rate);
+                    await WritesAsync(api, pg, rate, maxInFlight);
                     break;
                 default:
                     await ChurnAsync(api, stack.ApiPid, pg, environment, TimeSpan.FromMinutes(minutes));
@@ -207,7 +208,7 @@ internal static class LoadBench
         }
     }
 
-    private static async Task WritesAsync(string api, string pg, int rate)
+    private static async Task WritesAsync(string api, string pg, int rate, int maxInFlight)
     {
         // Targets: existing resources to update or delete (ids read up front), and new ones to create.
         var targets = new List<(string Type, string Id)>();
@@ -238,7 +239,7 @@ internal static class LoadBench
                 var (type, id) = targets[random.Next(targets.Count)];
                 var kind = random.Next(10);
                 inFlight.RemoveAll(t => t.IsCompleted);
-                if (inFlight.Count >= 32)
+                if (inFlight.Count >= maxInFlight)
                 {
                     // The server is behind: this write is skipped (the achieved rate is reported).
                     Interlocked.Increment(ref skipped);
@@ -354,7 +355,7 @@ internal static class LoadBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"writes: before the kick-off, {idle.Length} writes in 5 s: p50 {Percentile(idle, 0.5):F0} ms, p99 {Percentile(idle, 0.99):F0} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"writes: {during} REST writes ({during / exportTime.TotalSeconds:F0}/s, {skipped} skipped with 32 in flight) during a {exportTime.TotalSeconds:F1} s export; write p50 {Percentile(sortedLatencies, 0.5):F0} ms, p99 {Percentile(sortedLatencies, 0.99):F0} ms; {after} stored versions are newer than its transactionTime {transactionTime:O}"));
+            $"writes: {during} REST writes ({during / exportTime.TotalSeconds:F0}/s, {skipped} skipped with {maxInFlight} in flight) during a {exportTime.TotalSeconds:F1} s export; write p50 {Percentile(sortedLatencies, 0.5):F0} ms, p99 {Percentile(sortedLatencies, 0.99):F0} ms; {after} stored versions are newer than its transactionTime {transactionTime:O}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"writes: the export equals the data as of its transactionTime: {compared} resources compared id by id and version by version; write statuses {string.Join(", ", codes.OrderBy(c => c.Key).Select(c => $"{c.Key}: {c.Value}"))}"));
         if (codes.Keys.Any(c => c >= 500))
