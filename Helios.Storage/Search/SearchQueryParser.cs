@@ -7,9 +7,12 @@ namespace Helios.Storage.Search;
 /// <summary>
 /// Turns <c>name[:modifier]=value</c> pairs into a <see cref="SearchQuery"/>. Unknown or unsupported parameters
 /// throw under <c>handling=strict</c> and are ignored (and listed in <see cref="Parsed.Ignored"/>) under lenient.
+/// The clock sets the width of the <c>ap</c> date prefix (relative to now).
 /// </summary>
-public sealed class SearchQueryParser(SearchParameterRegistry registry)
+public sealed class SearchQueryParser(SearchParameterRegistry registry, TimeProvider? timeProvider = null)
 {
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
     public const int MaxCount = 1000;
 
     /// <summary>Parameters that only shape the response; accepted and handled outside the query.</summary>
@@ -445,7 +448,7 @@ public sealed class SearchQueryParser(SearchParameterRegistry registry)
         return (SearchPrefix.Eq, raw);
     }
 
-    private static SearchValue ParseDate(string name, string raw)
+    private SearchValue ParseDate(string name, string raw)
     {
         var (prefix, rest) = SplitPrefix(raw);
         if (!FhirDateRange.TryParse(rest, out var low, out var high))
@@ -453,7 +456,9 @@ public sealed class SearchQueryParser(SearchParameterRegistry registry)
             throw new SearchException($"'{raw}' is not a valid date for {name}: use [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.fff]][Z|±hh:mm]]]], e.g. ge2020-01-01.");
         }
 
-        return new SearchValue { Prefix = prefix, Low = low, High = high };
+        // "ap": within 10% of the distance between now and the value, at least a day.
+        var gap = prefix == SearchPrefix.Ap ? Math.Max(Math.Abs(FhirDateRange.ToMicros(_time.GetUtcNow()) - low) / 10, 86_400_000_000L) : 0;
+        return new SearchValue { Prefix = prefix, Low = low, High = high, ApproximateGap = gap };
     }
 
     private static (decimal Value, decimal Low, decimal High) ParseNumber(string name, string text)

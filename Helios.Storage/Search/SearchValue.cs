@@ -10,6 +10,10 @@ public sealed record SearchValue
     public string? Text { get; init; }
     public long Low { get; init; }
     public long High { get; init; }
+
+    /// <summary>For a date with the <c>ap</c> prefix: how far (microseconds) either side of the value still matches,
+    /// fixed when the query was parsed.</summary>
+    public long ApproximateGap { get; init; }
     public decimal Number { get; init; }
     public decimal NumberLow { get; init; }
     public decimal NumberHigh { get; init; }

@@ -194,10 +194,8 @@ internal static class SearchSqlBuilder
 
     private static string ApproxDate(SearchValue v, string lowColumn, string highColumn, SqlParameters p)
     {
-        // "ap": within 10% of the distance between now and the value, at least a day.
-        var now = FhirDateRange.ToMicros(DateTimeOffset.UtcNow);
-        var gap = Math.Max(Math.Abs(now - v.Low) / 10, 86_400_000_000L);
-        return $"({lowColumn} <= {p.Add(v.High + gap)} AND {highColumn} >= {p.Add(v.Low - gap)})";
+        // The parser set the gap from its clock ("ap": 10% of the distance to now, at least a day).
+        return $"({lowColumn} <= {p.Add(v.High + v.ApproximateGap)} AND {highColumn} >= {p.Add(v.Low - v.ApproximateGap)})";
     }
 
     private static string NumberCondition(SearchValue v, SqlParameters p)

@@ -132,6 +132,26 @@ public abstract class ResourceStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApproximateDate_IsWidenedRelativeToTheParsersClock()
+    {
+        Patient Born(string id, string date) => new() { Id = id, BirthDate = date };
+        await Store.WriteAsync([ResourceWrite.Create(Born("ap-1", "2020-01-01")), ResourceWrite.Create(Born("ap-2", "2021-06-01"))], Ct);
+        async Task<string[]> Approximately(string date, int clockYear)
+        {
+            var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(clockYear, 1, 10, 0, 0, 0, TimeSpan.Zero));
+            var parsed = new SearchQueryParser(Registry, clock).Parse("Patient", [new("birthdate", "ap" + date), new("_id", "ap-1,ap-2")], strict: true, defaultCount: 10);
+            return [.. (await Store.SearchAsync(parsed.Query, Ct)).Matches.Select(m => m.Id).Order(StringComparer.Ordinal)];
+        }
+
+        // Ten years before the clock, "ap" spans 10% of that (a year) either side: 9 days off matches, 17 months not.
+        Assert.Equal(["ap-1"], await Approximately("2020-01-10", 2030));
+        // Thirty years before it, 10% is three years: both match.
+        Assert.Equal(["ap-1", "ap-2"], await Approximately("2020-01-10", 2050));
+        // With the clock on the value itself, the floor of one day applies: neither is within it.
+        Assert.Empty(await Approximately("2020-01-10", 2020));
+    }
+
+    [Fact]
     public async Task FailedPrecondition_InBatch_WritesNothing()
     {
         await Store.WriteAsync([ResourceWrite.Create(NewPatient("p3"))], Ct);
