@@ -443,6 +443,7 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
             WHERE j.status = 'Running'
               AND EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND (p.status = 'pending' OR (p.status = 'running' AND p.lease_expires < @now)))
               AND (EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND p.status = 'running' AND p.lease_expires < @now AND p.lease_expires > j.enqueued_at)
+                   OR EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND p.status = 'pending' AND p.retry_at <= @now AND p.retry_at > j.enqueued_at)
                    OR (j.enqueued_at < @stale AND NOT EXISTS (SELECT 1 FROM export_partitions p WHERE p.job_id = j.id AND p.status = 'running' AND p.lease_expires >= @now)))
             """, [("@stale", stale), ("@now", now)]))
         await using (var reader = await runs.ExecuteReaderAsync(cancellationToken))

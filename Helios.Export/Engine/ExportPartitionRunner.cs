@@ -42,18 +42,26 @@ public sealed partial class ExportPartitionRunner(
                 await RunPartitionAsync(job, lease, cancellationToken);
             }
 
-            // Nothing claimable now. A partition that failed waits out its backoff: wait with it, rather than end the
-            // run and leave the retry to the supervisor's requeue (which only looks after RequeueAfter).
+            // Nothing claimable now. A partition that failed waits out its backoff. A short one (up to a supervisor
+            // pass) is waited for here; a longer one ends the run, and the supervisor enqueues a new run when the
+            // retry falls due, so a failing export does not hold this worker thread (and every other run of it
+            // theirs) while other exports queue.
             if (await jobs.GetNextRetryAsync(jobId, settings.MaxAttempts, cancellationToken) is not { } retryAt)
             {
                 break;
             }
 
             var wait = retryAt - timeProvider.GetUtcNow();
+            if (wait > settings.SupervisorInterval)
+            {
+                LogRetryLater(logger, jobId, wait.TotalSeconds);
+                return;
+            }
+
             LogWaitingForRetry(logger, jobId, Math.Max(0, wait.TotalSeconds));
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait < settings.MaxRetryBackoff ? wait : settings.MaxRetryBackoff, timeProvider, cancellationToken);
+                await Task.Delay(wait, timeProvider, cancellationToken);
             }
         }
 
@@ -389,6 +397,9 @@ public sealed partial class ExportPartitionRunner(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Export {JobId}: waiting {Seconds:0.0} s for a failed partition's next attempt")]
     private static partial void LogWaitingForRetry(ILogger logger, string jobId, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Export {JobId}: the run ends; a failed partition's next attempt is due in {Seconds:0.0} s, and the supervisor enqueues a run then")]
+    private static partial void LogRetryLater(ILogger logger, string jobId, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Export {JobId} partition {PartitionNo}: heartbeat failed")]
     private static partial void LogHeartbeatFailed(ILogger logger, Exception exception, string jobId, int partitionNo);

@@ -75,8 +75,9 @@ public interface IExportJobStore
     Task<ExportActivity> GetActivityAsync(CancellationToken cancellationToken);
 
     /// <summary>Exports that need a (new) Hangfire job: accepted ones not enqueued since <paramref name="staleBefore"/>
-    /// (to plan), and running ones with claimable partitions where either a lease expired since the last enqueue or
-    /// nothing holds a live lease and the last enqueue is older than <paramref name="staleBefore"/> (to run).
+    /// (to plan), and running ones with claimable partitions where a lease expired since the last enqueue, a failed
+    /// partition's backoff ended since the last enqueue, or nothing holds a live lease and the last enqueue is older
+    /// than <paramref name="staleBefore"/> (to run).
     /// Marks them enqueued now.</summary>
     Task<IReadOnlyList<ExportWorkItem>> TakeWorkToEnqueueAsync(DateTimeOffset staleBefore, CancellationToken cancellationToken);
 

@@ -194,6 +194,30 @@ public abstract class JobStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ABackoffThatEnds_GetsANewRun_OnceFromTheSupervisor()
+    {
+        var job = await PlannedJobAsync(2);
+        ExportWorkItem run = new(job.Id, Plan: false);
+        var stale = Clock.GetUtcNow() - TimeSpan.FromMinutes(2);
+        var held = (await Jobs.ClaimPartitionAsync(job.Id, 1, "w1", Lease, 5, Ct))!;
+        var failed = (await Jobs.ClaimPartitionAsync(job.Id, 0, "w1", Lease, 5, Ct))!;
+        Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(stale, Ct));
+
+        // The run that released it ended; while the backoff lasts there is nothing to enqueue (a lease is live).
+        await Jobs.ReleasePartitionAsync(failed, "S3 unreachable", TimeSpan.FromSeconds(10), Ct);
+        Clock.Advance(TimeSpan.FromSeconds(9));
+        Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(stale, Ct));
+
+        // Due: one new run, not one per supervisor pass.
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Contains(run, await Jobs.TakeWorkToEnqueueAsync(stale, Ct));
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.DoesNotContain(run, await Jobs.TakeWorkToEnqueueAsync(stale, Ct));
+        Assert.NotNull(await Jobs.ClaimPartitionAsync(job.Id, null, "w2", Lease, 5, Ct));
+        Assert.Equal(PartitionCompletion.Done, await Jobs.CompletePartitionAsync(held, Ttl, Ct));
+    }
+
+    [Fact]
     public async Task ExpiredLeases_AndLostWork_AreHandedBackToTheScheduler_UpToTheAttemptCap()
     {
         var job = await PlannedJobAsync(2);

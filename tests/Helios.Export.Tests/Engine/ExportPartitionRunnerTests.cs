@@ -166,6 +166,44 @@ public sealed class ExportPartitionRunnerTests
     }
 
     [Fact]
+    public async Task ALongBackoff_EndsTheRun_AndTheSupervisorEnqueuesTheRetryWhenItIsDue()
+    {
+        await using var engine = await EngineHarness.CreateAsync(o =>
+        {
+            o.PartitionRows = 1000;
+            o.RetryBackoff = TimeSpan.FromSeconds(10);
+            o.SupervisorInterval = TimeSpan.FromSeconds(2);
+        });
+        await engine.SeedAsync(patients: 2, observationsEach: 3);
+        var job = await engine.StartAsync();
+        var publishes = 0;
+        engine.Files.BeforePublish = _ => publishes++ == 0
+            ? throw new ExportFileStoreException("The S3 file store did not take the export's files: connection refused")
+            : Task.CompletedTask;
+        var logger = new ListLogger<ExportPartitionRunner>();
+
+        // The run does not sit on its worker thread for the 10 s backoff (the fake clock never moves on its own: a
+        // wait here would never end).
+        await engine.Runner(logger).RunAsync(job.Id, Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.True(publishes >= 1);
+        Assert.Equal(ExportJobStatus.Running, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.Contains(logger.Entries, e => e.Message.Contains("next attempt is due in 10.0 s", StringComparison.Ordinal));
+
+        // The supervisor enqueues nothing before the retry is due, and one run when it is.
+        var runs = engine.Scheduler.Count("run", job.Id);
+        engine.Clock.Advance(TimeSpan.FromSeconds(9));
+        await engine.Supervisor().TickAsync(Ct);
+        Assert.Equal(runs, engine.Scheduler.Count("run", job.Id));
+        engine.Clock.Advance(TimeSpan.FromSeconds(1));
+        await engine.Supervisor().TickAsync(Ct);
+        Assert.Equal(runs + 1, engine.Scheduler.Count("run", job.Id));
+
+        await engine.Runner().RunAsync(job.Id, Ct);
+        Assert.Equal(ExportJobStatus.Completed, (await engine.Jobs.GetJobAsync(job.Id, Ct))!.Status);
+        Assert.Equal(2 + 6, (await engine.ExportedKeysAsync(job.Id)).Distinct().Count());
+    }
+
+    [Fact]
     public async Task AFailingFileStore_BacksOffBetweenAttempts_DoublingUpToTheMaximum()
     {
         var options = new ExportOptions { RetryBackoff = TimeSpan.FromSeconds(2), MaxRetryBackoff = TimeSpan.FromSeconds(60) };
