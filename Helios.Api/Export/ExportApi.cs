@@ -104,8 +104,7 @@ public static class ExportApi
 
     public static async Task<IResult> StatusAsync(string jobId, HttpRequest request, HttpResponse response, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
     {
-        var found = await services.Jobs.GetJobWithProgressAsync(jobId, cancellationToken);
-        var job = EnsureLive(jobId, found?.Job, services);
+        var job = await FindLiveJobAsync(jobId, services, cancellationToken);
         var options = services.Options.Value;
         var paged = job.Request.AllowPartialManifests;
         var page = ManifestPage(request, job);
@@ -113,7 +112,7 @@ public static class ExportApi
         {
             case ExportJobStatus.Accepted or ExportJobStatus.Running:
                 var retryAfter = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-                var progress = found!.Value.Progress;
+                var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
                 var progressText = job.Status == ExportJobStatus.Accepted
                     ? "planning"
                     : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)";
@@ -293,12 +292,9 @@ public static class ExportApi
 
     /// <summary>The job, or <see cref="ExportJobNotFoundException"/> (404) when it is unknown, cancelled, expired, or
     /// another client's (so a job id tells nobody else anything).</summary>
-    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken) =>
-        EnsureLive(jobId, await services.Jobs.GetJobAsync(jobId, cancellationToken), services);
-
-    /// <summary>The job, unless it is missing, cancelled, expired or another client's (404 for all of them).</summary>
-    private static ExportJob EnsureLive(string jobId, ExportJob? job, ExportEndpointServices services)
+    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken)
     {
+        var job = await services.Jobs.GetJobAsync(jobId, cancellationToken);
         var now = services.TimeProvider.GetUtcNow();
         if (job is null || job.Status == ExportJobStatus.Cancelled || (job.ExpiresAt is { } expires && expires <= now) ||
             (!services.Access.IsUnrestricted && !string.Equals(job.Owner, services.Access.ClientId, StringComparison.Ordinal)))

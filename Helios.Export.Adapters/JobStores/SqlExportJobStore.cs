@@ -111,28 +111,6 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         return await reader.ReadAsync(cancellationToken) ? ReadJob(reader) : null;
     }
 
-    public async Task<(ExportJob Job, ExportProgress Progress)?> GetJobWithProgressAsync(string jobId, CancellationToken cancellationToken)
-    {
-        // One round trip for a status poll: the job and, while it is accepted or running, its partitions' progress.
-        await using var connection = await OpenAsync(cancellationToken);
-        await using var command = Command(connection, null, $"""
-            WITH p AS (
-                SELECT COALESCE(SUM(estimated_rows), 0) AS total,
-                       COALESCE(SUM(CASE WHEN status = 'done' THEN estimated_rows WHEN exported < estimated_rows THEN exported ELSE estimated_rows END), 0) AS done_rows,
-                       COUNT(*) AS partitions, COALESCE(SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END), 0) AS partitions_done
-                FROM export_partitions
-                WHERE job_id = @id AND EXISTS (SELECT 1 FROM export_jobs WHERE id = @id AND status IN ('Accepted', 'Running')))
-            SELECT {JobColumns}, p.total, p.done_rows, p.partitions, p.partitions_done FROM export_jobs CROSS JOIN p WHERE id = @id
-            """, [("@id", jobId)]);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return null;
-        }
-
-        return (ReadJob(reader), ReadProgress(reader, 14));
-    }
-
     private static ExportProgress ReadProgress(DbDataReader reader, int first) => new(
         Convert.ToInt64(reader.GetValue(first), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(first + 1), CultureInfo.InvariantCulture),
         Convert.ToInt32(reader.GetValue(first + 2), CultureInfo.InvariantCulture), Convert.ToInt32(reader.GetValue(first + 3), CultureInfo.InvariantCulture));

@@ -67,10 +67,6 @@ public interface IExportJobStore
 
     Task<ExportProgress> GetProgressAsync(string jobId, CancellationToken cancellationToken);
 
-    /// <summary>A job and its progress in one read (a status poll); the progress is all zeros unless the job is
-    /// accepted or running. Null when there is no such job.</summary>
-    Task<(ExportJob Job, ExportProgress Progress)?> GetJobWithProgressAsync(string jobId, CancellationToken cancellationToken);
-
     /// <summary>The deployment's export activity now (for the gauges, and as the store's health probe).</summary>
     Task<ExportActivity> GetActivityAsync(CancellationToken cancellationToken);
 
