@@ -16,10 +16,6 @@ public static class StorageHostingExtensions
     /// <summary>The connection string name of the PostgreSQL database (the AppHost resource name).</summary>
     public const string PostgresConnectionName = "helios-db";
 
-    /// <summary>How many statements each PostgreSQL connection keeps prepared (Npgsql auto-prepare), unless the
-    /// connection string says otherwise.</summary>
-    public const int AutoPreparedStatements = 64;
-
     /// <summary>Reads <c>Helios:Topology</c> once and registers the matching resource store, its schema migrator and
     /// its export source. Returns the topology so the other registrations need not read it again.</summary>
     public static HeliosTopology AddHeliosStorage(this IHostApplicationBuilder builder)
@@ -42,17 +38,7 @@ public static class StorageHostingExtensions
                     $"Helios:Topology is postgres-s3 but ConnectionStrings:{PostgresConnectionName} is not set. Set it (or run through Helios.AppHost), or use Helios:Topology=embedded.");
             }
 
-            builder.AddNpgsqlDataSource(PostgresConnectionName, configureDataSourceBuilder: dataSource =>
-            {
-                // Statements a process repeats (status polls, reads, lease claims, small writes) are prepared on each
-                // connection after a few uses: PostgreSQL then skips parsing and planning them, which was most of their
-                // cost (a status poll's query: 0.27 ms unprepared, 0.05 ms prepared). "Max Auto Prepare" in the
-                // connection string overrides this (0 turns it off).
-                if (!dataSource.ConnectionStringBuilder.ContainsKey("Max Auto Prepare"))
-                {
-                    dataSource.ConnectionStringBuilder.MaxAutoPrepare = AutoPreparedStatements;
-                }
-            });
+            builder.AddNpgsqlDataSource(PostgresConnectionName);
             builder.Services.AddSingleton(sp => new PostgresResourceStore(
                 sp.GetRequiredService<NpgsqlDataSource>(), sp.GetRequiredService<IndexExtractor>(), sp.GetRequiredService<TimeProvider>()));
             builder.Services.AddSingleton<IResourceStore>(sp => sp.GetRequiredService<PostgresResourceStore>());
