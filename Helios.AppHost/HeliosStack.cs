@@ -25,6 +25,9 @@ internal static class HeliosStack
     public const string SampleGroup = "helios-sample";
     public const string DevTokenCommand = "dev-token";
 
+    /// <summary>The CPU nice value of the worker processes (Helios.Worker reads it as Helios:Worker:Nice).</summary>
+    public const string WorkerNiceSetting = "Helios:Worker:Nice";
+
     public static StackInfrastructure Local(IDistributedApplicationBuilder builder, string dataDirectory)
     {
         var dbPassword = DatabasePassword(builder);
@@ -88,7 +91,12 @@ internal static class HeliosStack
             .WaitFor(auth)
             .WithHttpHealthCheck("/health");
 
-        var worker = Configure(builder.AddProject<Projects.Helios_Worker>("helios-worker")).WithReplicas(replicas);
+        // Every process of this graph shares one machine: export work yields the CPU to the Api's requests
+        // (Helios:Worker:Nice given to the AppHost overrides it; 0 turns it off).
+        var workerNice = builder.Configuration[WorkerNiceSetting] ?? "10";
+        var worker = Configure(builder.AddProject<Projects.Helios_Worker>("helios-worker"))
+            .WithEnvironment("Helios__Worker__Nice", workerNice)
+            .WithReplicas(replicas);
         var api = Configure(builder.AddProject<Projects.Helios_Api>("helios-api"))
             .WithEnvironment("Helios__Export__RunWorkers", "false")
             .WithReplicas(apiReplicas)

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Helios.Hosting;
@@ -15,6 +16,9 @@ public static class WorkerHostingExtensions
                 "Helios.Worker runs only with Helios:Topology=postgres-s3: the embedded topology keeps its SQLite store and its workers inside Helios.Api.");
         }
 
+        // First, so the threads the Hangfire server starts descend from lowered ones.
+        WorkerCpuPriority.ReadNice(builder.Configuration);
+        builder.Services.AddHostedService<WorkerCpuPriority>();
         builder.AddHeliosExport(topology, workerHost: true);
         return builder;
     }

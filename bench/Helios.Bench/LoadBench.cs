@@ -577,16 +577,14 @@ internal static class LoadBench
             var dll = Path.Combine(Path.GetDirectoryName(typeof(LoadBench).Assembly.Location)!.Replace(
                 Path.Combine("bench", "Helios.Bench"), project, StringComparison.Ordinal), project + ".dll");
             var url = $"http://127.0.0.1:{TestTools.FreePort()}";
-            var niced = WorkerNice != 0 && project == "Helios.Worker";
-            var psi = new ProcessStartInfo(niced ? "nice" : "dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            if (niced)
+            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.ArgumentList.Add(dll);
+            if (project == "Helios.Worker")
             {
-                psi.ArgumentList.Add("-n");
-                psi.ArgumentList.Add(WorkerNice.ToString(CultureInfo.InvariantCulture));
-                psi.ArgumentList.Add("dotnet");
+                // Helios.Worker lowers its own threads (Helios:Worker:Nice).
+                psi.Environment["Helios__Worker__Nice"] = WorkerNice.ToString(CultureInfo.InvariantCulture);
             }
 
-            psi.ArgumentList.Add(dll);
             psi.Environment["ASPNETCORE_URLS"] = url;
             psi.Environment["Logging__LogLevel__Default"] = "Warning";
             // One line per entry, exception included: errors are printed whole.

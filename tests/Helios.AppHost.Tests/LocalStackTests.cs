@@ -109,6 +109,9 @@ public sealed class LocalStackTests
         var ids = await stack.ExportAsync("/Group/helios-sample/$export", async () =>
         {
             Assert.Equal(2, stack.WorkerProcesses().Count);
+            // The AppHost runs the workers at nice 10 (every thread, including the ones exporting now); the Api at 0.
+            Assert.All(stack.WorkerProcesses(), p => Assert.Equal([10], ThreadNiceValues(p.Id)));
+            Assert.All(stack.ApiProcesses(), p => Assert.Equal([0], ThreadNiceValues(p.Id)));
             var jobId = stack.LastJobId!;
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (killed == 0)
@@ -153,6 +156,24 @@ public sealed class LocalStackTests
         attempts.Parameters.AddWithValue(stack.LastJobId!);
         Assert.True(Convert.ToInt32(await attempts.ExecuteScalarAsync(stack.CancellationToken), System.Globalization.CultureInfo.InvariantCulture) >= 2);
     }
+
+    /// <summary>The distinct nice values of a process's threads (field 19 of <c>/proc/pid/task/tid/stat</c>).</summary>
+    private static int[] ThreadNiceValues(int pid) =>
+        [.. Directory.EnumerateDirectories($"/proc/{pid}/task").Select(task =>
+        {
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(task, "stat"));
+            }
+            catch (IOException)
+            {
+                return (int?)null; // the thread ended meanwhile
+            }
+
+            // After the command name in parentheses: state is field 3, nice field 19.
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture);
+        }).OfType<int>().Distinct().Order()];
 
     /// <summary>One started local stack and a client with a development token.</summary>
     private sealed class LocalStack : IAsyncDisposable
