@@ -25,41 +25,78 @@ public abstract partial class SqlResourceStore
     public async Task<bool> TryDropNaturalKeyIndexAsync(CancellationToken cancellationToken)
     {
         // Under the writer lock, so that no write slips in between the check and the drop.
-        await using var connection = await OpenAsync(cancellationToken);
-        var transaction = await BeginWriteAsync(connection, cancellationToken);
+        await using var scope = await BeginWriteAsync(cancellationToken);
+        var (connection, transaction) = (scope.Connection, scope.Transaction);
+        await ReadClockAsync(connection, transaction, cancellationToken); // takes the clock row lock (PostgreSQL)
+        await using (var any = connection.CreateCommand())
+        {
+            any.Transaction = transaction;
+            any.CommandText = "SELECT COUNT(*) FROM (SELECT 1 FROM resources LIMIT 1) x";
+            if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) > 0)
+            {
+                return false;
+            }
+        }
+
+        await using (var drop = connection.CreateCommand())
+        {
+            drop.Transaction = transaction;
+            drop.CommandText = "DROP INDEX IF EXISTS ux_resources_version";
+            await drop.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    /// <summary>
+    /// Opens a connection and begins a write transaction in this process's writer turn. Writes serialize on the
+    /// store's clock anyway (SQLite has one writer; PostgreSQL's clock row lock orders every write), so waiting here
+    /// costs no throughput, while it keeps writers queued in the process: a waiting write holds no pooled connection
+    /// and does not add to a queue on the database's row lock. (Before this, 256 concurrent REST writes on
+    /// PostgreSQL piled up on the lock and the store managed 23 writes/s at p50 3 s, against 80/s at 16 ms with 32.)
+    /// </summary>
+    protected async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
+    {
+        await _writerTurn.WaitAsync(cancellationToken);
+        DbConnection? connection = null;
         try
         {
-            await ReadClockAsync(connection, transaction, cancellationToken); // takes the clock row lock (PostgreSQL)
-            await using (var any = connection.CreateCommand())
-            {
-                any.Transaction = transaction;
-                any.CommandText = "SELECT COUNT(*) FROM (SELECT 1 FROM resources LIMIT 1) x";
-                if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) > 0)
-                {
-                    return false;
-                }
-            }
-
-            await using (var drop = connection.CreateCommand())
-            {
-                drop.Transaction = transaction;
-                drop.CommandText = "DROP INDEX IF EXISTS ux_resources_version";
-                await drop.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            await transaction.CommitAsync(cancellationToken);
-            return true;
+            connection = await OpenAsync(cancellationToken);
+            return new WriteScope(connection, await BeginWriteTransactionAsync(connection, cancellationToken), _writerTurn);
         }
-        finally
+        catch
         {
-            await transaction.DisposeAsync();
-            EndWrite();
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+
+            _writerTurn.Release();
+            throw;
         }
     }
 
-    /// <summary>Releases an in-process writer lock, if the dialect uses one.</summary>
-    protected virtual void EndWrite()
+    /// <summary>A write's connection and transaction, in the writer turn: disposing rolls back what was not
+    /// committed, returns the connection and ends the turn.</summary>
+    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim turn) : IAsyncDisposable
     {
+        public DbConnection Connection => connection;
+
+        public DbTransaction Transaction => transaction;
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await transaction.DisposeAsync();
+                await connection.DisposeAsync();
+            }
+            finally
+            {
+                turn.Release();
+            }
+        }
     }
 
     public async Task<IReadOnlyList<WriteOutcome>> WriteAsync(IReadOnlyList<ResourceWrite> writes, CancellationToken cancellationToken)
@@ -92,112 +129,104 @@ public abstract partial class SqlResourceStore
         activity?.SetTag("helios.storage.backend", IsPostgres ? "postgresql" : "sqlite");
         activity?.SetTag("helios.storage.writes", writes.Count);
         var started = Stopwatch.GetTimestamp();
-        await using var connection = await OpenAsync(cancellationToken);
-        var transaction = await BeginWriteAsync(connection, cancellationToken);
-        try
+        await using var scope = await BeginWriteAsync(cancellationToken);
+        var (connection, transaction) = (scope.Connection, scope.Transaction);
+        var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
+        long lastSeq, lastTs;
+        Dictionary<(string Type, string Id), CurrentVersion> current;
+        if (loadKeys is null)
         {
-            var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
-            long lastSeq, lastTs;
-            Dictionary<(string Type, string Id), CurrentVersion> current;
-            if (loadKeys is null)
-            {
-                ((lastSeq, lastTs), current) = await ReadClockAndLookupAsync(connection, transaction, keys, cancellationToken);
-            }
-            else
-            {
-                (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
-                current = (await loadKeys.LookupAsync(keys, seq => ReadKeyOfSeqAsync(connection, transaction, seq, cancellationToken)))
-                    .ToDictionary(e => e.Key, e => new CurrentVersion(e.Value.Seq, e.Value.Number, e.Value.Deleted));
-            }
-
-            var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs + 1);
-
-            var rows = new List<NewVersion>(writes.Count);
-            var inBatch = new Dictionary<long, NewVersion>();
-            var superseded = new List<(long, long)>();
-            var outcomes = new WriteOutcome[writes.Count];
-            for (var i = 0; i < writes.Count; i++)
-            {
-                var write = writes[i];
-                var key = (write.Type, write.Id);
-                current.TryGetValue(key, out var existing);
-                var exists = existing is { Deleted: false };
-                if (write.IfMatchVersion is { } expected && (existing is null || existing.Version != expected || existing.Deleted))
-                {
-                    var actual = existing is null ? "it does not exist" : existing.Deleted ? "it is deleted" : $"the current version is {existing.Version}";
-                    throw new ResourceConflictException($"{write.Type}/{write.Id}: If-Match asked for version {expected} but {actual}.", i, isVersionMismatch: true);
-                }
-
-                if (write.Kind == WriteKind.Create && exists)
-                {
-                    throw new ResourceConflictException($"{write.Type}/{write.Id} already exists.", i, isVersionMismatch: false);
-                }
-
-                if (write.Kind == WriteKind.Delete && !exists)
-                {
-                    outcomes[i] = new WriteOutcome(WriteStatus.NothingToDelete, null);
-                    continue;
-                }
-
-                var seq = ++lastSeq;
-                var version = (existing?.Version ?? 0) + 1;
-                var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete ? null : prepared[i]);
-                rows.Add(row);
-                inBatch[seq] = row;
-                if (existing is not null)
-                {
-                    if (inBatch.TryGetValue(existing.Seq, out var earlier))
-                    {
-                        earlier.NextSeq = seq;
-                    }
-                    else
-                    {
-                        superseded.Add((existing.Seq, seq));
-                    }
-                }
-
-                current[key] = new CurrentVersion(seq, version, row.Deleted);
-                outcomes[i] = new WriteOutcome(
-                    row.Deleted ? WriteStatus.Deleted : exists ? WriteStatus.Updated : WriteStatus.Created, null);
-            }
-
-            Serialize(rows);
-            // Mark the replaced versions superseded, then add the new ones.
-            await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-            if (loadKeys is not null)
-            {
-                foreach (var key in keys)
-                {
-                    if (current.TryGetValue(key, out var version))
-                    {
-                        loadKeys.Record(key, new LoadKeys.Version(version.Seq, version.Version, version.Deleted));
-                    }
-                }
-            }
-
-            StorageTelemetry.WriteDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            foreach (var group in rows.GroupBy(x => x.Type))
-            {
-                StorageTelemetry.VersionsWritten.Add(group.Count(), new KeyValuePair<string, object?>("resource_type", group.Key));
-            }
-
-            var r = 0;
-            for (var i = 0; returnResources && i < outcomes.Length; i++)
-            {
-                if (outcomes[i].Status != WriteStatus.NothingToDelete)
-                {
-                    outcomes[i] = outcomes[i] with { Resource = rows[r++].ToStored() };
-                }
-            }
-
-            return outcomes;
+            ((lastSeq, lastTs), current) = await ReadClockAndLookupAsync(connection, transaction, keys, cancellationToken);
         }
-        finally
+        else
         {
-            await transaction.DisposeAsync();
-            EndWrite();
+            (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+            current = (await loadKeys.LookupAsync(keys, seq => ReadKeyOfSeqAsync(connection, transaction, seq, cancellationToken)))
+                .ToDictionary(e => e.Key, e => new CurrentVersion(e.Value.Seq, e.Value.Number, e.Value.Deleted));
         }
+
+        var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs + 1);
+
+        var rows = new List<NewVersion>(writes.Count);
+        var inBatch = new Dictionary<long, NewVersion>();
+        var superseded = new List<(long, long)>();
+        var outcomes = new WriteOutcome[writes.Count];
+        for (var i = 0; i < writes.Count; i++)
+        {
+            var write = writes[i];
+            var key = (write.Type, write.Id);
+            current.TryGetValue(key, out var existing);
+            var exists = existing is { Deleted: false };
+            if (write.IfMatchVersion is { } expected && (existing is null || existing.Version != expected || existing.Deleted))
+            {
+                var actual = existing is null ? "it does not exist" : existing.Deleted ? "it is deleted" : $"the current version is {existing.Version}";
+                throw new ResourceConflictException($"{write.Type}/{write.Id}: If-Match asked for version {expected} but {actual}.", i, isVersionMismatch: true);
+            }
+
+            if (write.Kind == WriteKind.Create && exists)
+            {
+                throw new ResourceConflictException($"{write.Type}/{write.Id} already exists.", i, isVersionMismatch: false);
+            }
+
+            if (write.Kind == WriteKind.Delete && !exists)
+            {
+                outcomes[i] = new WriteOutcome(WriteStatus.NothingToDelete, null);
+                continue;
+            }
+
+            var seq = ++lastSeq;
+            var version = (existing?.Version ?? 0) + 1;
+            var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete ? null : prepared[i]);
+            rows.Add(row);
+            inBatch[seq] = row;
+            if (existing is not null)
+            {
+                if (inBatch.TryGetValue(existing.Seq, out var earlier))
+                {
+                    earlier.NextSeq = seq;
+                }
+                else
+                {
+                    superseded.Add((existing.Seq, seq));
+                }
+            }
+
+            current[key] = new CurrentVersion(seq, version, row.Deleted);
+            outcomes[i] = new WriteOutcome(
+                row.Deleted ? WriteStatus.Deleted : exists ? WriteStatus.Updated : WriteStatus.Created, null);
+        }
+
+        Serialize(rows);
+        // Mark the replaced versions superseded, then add the new ones.
+        await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        if (loadKeys is not null)
+        {
+            foreach (var key in keys)
+            {
+                if (current.TryGetValue(key, out var version))
+                {
+                    loadKeys.Record(key, new LoadKeys.Version(version.Seq, version.Version, version.Deleted));
+                }
+            }
+        }
+
+        StorageTelemetry.WriteDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        foreach (var group in rows.GroupBy(x => x.Type))
+        {
+            StorageTelemetry.VersionsWritten.Add(group.Count(), new KeyValuePair<string, object?>("resource_type", group.Key));
+        }
+
+        var r = 0;
+        for (var i = 0; returnResources && i < outcomes.Length; i++)
+        {
+            if (outcomes[i].Status != WriteStatus.NothingToDelete)
+            {
+                outcomes[i] = outcomes[i] with { Resource = rows[r++].ToStored() };
+            }
+        }
+
+        return outcomes;
     }
 
     private static void Serialize(List<NewVersion> rows)
@@ -261,20 +290,12 @@ public abstract partial class SqlResourceStore
     /// <summary>Fixes an export's point in time under the writer lock (see <see cref="IExportSource.CaptureSnapshotAsync"/>).</summary>
     internal async Task<StoreSnapshot> CaptureSnapshotAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken);
-        var transaction = await BeginWriteAsync(connection, cancellationToken);
-        try
-        {
-            var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
-            var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs);
-            await WriteClockAsync(connection, transaction, lastSeq, ts, cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-            return new StoreSnapshot(lastSeq, FhirDateRange.FromMicros(ts));
-        }
-        finally
-        {
-            await transaction.DisposeAsync();
-            EndWrite();
-        }
+        await using var scope = await BeginWriteAsync(cancellationToken);
+        var (connection, transaction) = (scope.Connection, scope.Transaction);
+        var (lastSeq, lastTs) = await ReadClockAsync(connection, transaction, cancellationToken);
+        var ts = Math.Max(FhirDateRange.ToMicros(timeProvider.GetUtcNow()), lastTs);
+        await WriteClockAsync(connection, transaction, lastSeq, ts, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return new StoreSnapshot(lastSeq, FhirDateRange.FromMicros(ts));
     }
 }

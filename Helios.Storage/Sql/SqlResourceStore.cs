@@ -20,8 +20,14 @@ public abstract partial class SqlResourceStore(IndexExtractor extractor, TimePro
     /// <summary>Opens a pooled connection with the dialect's session settings.</summary>
     protected internal abstract ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken);
 
-    /// <summary>Starts the write transaction and takes the writer lock (released at commit or rollback).</summary>
-    protected abstract ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken);
+    /// <summary>One write at a time in this process (see <see cref="BeginWriteAsync"/>).</summary>
+    private readonly SemaphoreSlim _writerTurn = new(1, 1);
+
+    /// <summary>Releases the writer turn's wait handle (for a dialect that is disposable).</summary>
+    protected void DisposeWriterTurn() => _writerTurn.Dispose();
+
+    /// <summary>Starts the dialect's write transaction on <paramref name="connection"/>.</summary>
+    protected abstract ValueTask<DbTransaction> BeginWriteTransactionAsync(DbConnection connection, CancellationToken cancellationToken);
 
     /// <summary>Reads the clock row: (last seq, last timestamp in µs), locking it for the transaction.</summary>
     protected abstract Task<(long LastSeq, long LastTs)> ReadClockAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken);

@@ -9,7 +9,6 @@ namespace Helios.Storage.Sqlite;
 public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDisposable
 {
     private readonly string _connectionString;
-    private readonly SemaphoreSlim _writer = new(1, 1);
 
     public SqliteResourceStore(string databasePath, IndexExtractor extractor, TimeProvider timeProvider)
         : base(extractor, timeProvider)
@@ -131,22 +130,9 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         return connection;
     }
 
-    protected override async ValueTask<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            // Microsoft.Data.Sqlite starts IMMEDIATE transactions unless asked for deferred ones.
-            return await connection.BeginTransactionAsync(cancellationToken);
-        }
-        catch
-        {
-            _writer.Release();
-            throw;
-        }
-    }
-
-    protected override void EndWrite() => _writer.Release();
+    // Microsoft.Data.Sqlite starts IMMEDIATE transactions unless asked for deferred ones.
+    protected override async ValueTask<DbTransaction> BeginWriteTransactionAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        await connection.BeginTransactionAsync(cancellationToken);
 
     protected override async Task<(long LastSeq, long LastTs)> ReadClockAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken)
     {
@@ -259,5 +245,5 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose() => DisposeWriterTurn();
 }
