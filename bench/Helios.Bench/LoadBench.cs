@@ -33,7 +33,7 @@ internal static class LoadBench
         var resources = mode switch { "concurrent" => 50_000, "writes" => 1_000_000, _ => 20_000 };
         int clients = 20, pollers = 100, workers = 2, pollIntervalMs = 100, rate = 100, maxInFlight = 256;
         var minutes = 10.0;
-        var workerNice = 0;
+        int workerNice = 0, s3Nice = 0;
         var source = "synthea";
         for (var i = 0; i < args.Length; i++)
         {
@@ -49,6 +49,7 @@ internal static class LoadBench
                 case "--minutes": minutes = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--source": source = args[++i]; break;
                 case "--worker-nice": workerNice = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--s3-nice": s3Nice = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
             }
         }
 
@@ -71,6 +72,16 @@ internal static class LoadBench
             File.Delete(ndjson);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{mode}: {lines} resources ({source}) loaded into PostgreSQL; {Environment.ProcessorCount} cores"));
             var s3 = await S3Server.GetAsync();
+            if (s3Nice != 0 && s3.ProcessId is { } s3Pid)
+            {
+                // The S3 server stands in for a service on other machines: lower all its threads.
+                foreach (var task in Directory.EnumerateDirectories($"/proc/{s3Pid}/task"))
+                {
+                    using var renice = Process.Start("renice", ["-n", s3Nice.ToString(CultureInfo.InvariantCulture), "-p", Path.GetFileName(task)]);
+                    await renice.WaitForExitAsync();
+                }
+            }
+
             var environment = new Dictionary<string, string>
             {
                 ["Helios__Topology"] = "postgres-s3",

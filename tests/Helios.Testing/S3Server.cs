@@ -35,6 +35,9 @@ public sealed class S3Server : IAsyncDisposable
 
     public string SecretKey { get; }
 
+    /// <summary>The node process this fixture started (null when it uses a configured server).</summary>
+    public int? ProcessId => _process?.Id;
+
     /// <summary>A fresh bucket name (the store creates it).</summary>
     public string NewBucketName() => $"helios-{Environment.ProcessId}-{Interlocked.Increment(ref _buckets)}-{Guid.NewGuid().ToString("N")[..8]}";
 
