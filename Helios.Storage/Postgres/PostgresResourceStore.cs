@@ -256,13 +256,12 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
 
     /// <summary>A small write in one round trip: the superseded versions, one <c>INSERT ... SELECT * FROM unnest</c>
     /// per table that gets rows, and the clock, as one batch.</summary>
-    protected override async Task WriteVersionsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> superseded,
+    protected override async Task<bool> WriteVersionsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> superseded,
         IReadOnlyList<NewVersion> rows, long lastSeq, long lastTs, CancellationToken cancellationToken)
     {
         if (rows.Count > SmallWriteMaxRows || rows.Sum(r => r.Index?.Count ?? 0) > SmallWriteMaxIndexRows)
         {
-            await base.WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, lastTs, cancellationToken);
-            return;
+            return await base.WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, lastTs, cancellationToken);
         }
 
         await using var batch = new NpgsqlBatch((NpgsqlConnection)connection, (NpgsqlTransaction)transaction);
@@ -329,7 +328,12 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
         Index("compartment (seq, res_type, patient_id)", i => i.Compartments, (r, _) => r.Type, (_, patient) => patient);
         Add("UPDATE store_state SET last_seq = $1, last_ts = $2 WHERE id = 1",
             new NpgsqlParameter<long> { TypedValue = lastSeq }, new NpgsqlParameter<long> { TypedValue = lastTs });
+        // The commit goes in the same round trip: the clock's row lock is held one round trip less. If a statement
+        // fails, the server skips the rest of the batch, COMMIT included, and the transaction is rolled back on
+        // dispose. Npgsql follows the transaction state the server reports, so it sends no second COMMIT or ROLLBACK.
+        Add("COMMIT");
         await batch.ExecuteNonQueryAsync(cancellationToken);
+        return true;
     }
 
     private static void Start(BinaryCopyWriter writer, short fields, long seq, int key)

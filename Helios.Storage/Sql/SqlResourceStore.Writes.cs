@@ -198,8 +198,10 @@ public abstract partial class SqlResourceStore
 
         Serialize(rows);
         // Mark the replaced versions superseded, then add the new ones.
-        await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        if (!await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken))
+        {
+            await transaction.CommitAsync(cancellationToken);
+        }
         if (loadKeys is not null)
         {
             foreach (var key in keys)
@@ -267,13 +269,14 @@ public abstract partial class SqlResourceStore
     }
 
     /// <summary>Marks the replaced versions superseded, adds the new ones, and advances the clock (a dialect may send
-    /// them together).</summary>
-    protected virtual async Task WriteVersionsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> superseded,
+    /// them together, and the commit with them: it returns true then).</summary>
+    protected virtual async Task<bool> WriteVersionsAsync(DbConnection connection, DbTransaction transaction, IReadOnlyList<(long OldSeq, long NewSeq)> superseded,
         IReadOnlyList<NewVersion> rows, long lastSeq, long lastTs, CancellationToken cancellationToken)
     {
         await SupersedeAsync(connection, transaction, superseded, cancellationToken);
         await InsertRowsAsync(connection, transaction, rows, cancellationToken);
         await WriteClockAsync(connection, transaction, lastSeq, lastTs, cancellationToken);
+        return false;
     }
 
     private static async Task WriteClockAsync(DbConnection connection, DbTransaction transaction, long lastSeq, long lastTs, CancellationToken cancellationToken)

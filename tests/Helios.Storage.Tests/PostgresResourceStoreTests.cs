@@ -50,6 +50,42 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
         return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>A small write sends its commit in the same batch as its rows. When a statement of that batch fails,
+    /// nothing of the write stays, the error reaches the caller, and the pooled connection comes back clean (the next
+    /// writes on it commit).</summary>
+    [Fact]
+    public async Task ASmallWrite_WhoseBatchFailsBeforeItsCommit_LeavesNothing_AndTheNextWritesCommit()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(new Hl7.Fhir.Model.Patient { Id = "batch-ok", Gender = Hl7.Fhir.Model.AdministrativeGender.Male })], CancellationToken.None);
+        await using (var trigger = _dataSource!.CreateCommand("""
+            CREATE FUNCTION refuse_other() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.code = 'other' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER refuse_other BEFORE INSERT ON idx_token FOR EACH ROW EXECUTE FUNCTION refuse_other();
+            """))
+        {
+            await trigger.ExecuteNonQueryAsync();
+        }
+
+        var before = await Store.GetLastSeqAsync(CancellationToken.None);
+        // The writes that follow take pooled connections, the failed write's among them (the pool hands back the last one returned).
+        for (var i = 0; i < 3; i++)
+        {
+            var refused = new Hl7.Fhir.Model.Patient { Id = $"batch-refused-{i}", Gender = Hl7.Fhir.Model.AdministrativeGender.Other };
+            var error = await Assert.ThrowsAsync<PostgresException>(() => Store.WriteAsync([ResourceWrite.Create(refused)], CancellationToken.None));
+            Assert.Contains("refused by the test", error.MessageText, StringComparison.Ordinal);
+            Assert.Null(await Store.ReadAsync("Patient", refused.Id, CancellationToken.None));
+            Assert.Equal(before, await Store.GetLastSeqAsync(CancellationToken.None));
+
+            var update = (await Store.WriteAsync([ResourceWrite.Update(new Hl7.Fhir.Model.Patient { Id = "batch-ok", Gender = Hl7.Fhir.Model.AdministrativeGender.Female })], CancellationToken.None)).Single();
+            Assert.Equal(i + 2, update.Resource!.VersionId);
+            before = await Store.GetLastSeqAsync(CancellationToken.None);
+        }
+
+        await using var inTransaction = _dataSource.CreateCommand("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'");
+        Assert.Equal(0L, (long)(await inTransaction.ExecuteScalarAsync())!);
+        Assert.Equal(4, (await Store.ReadAsync("Patient", "batch-ok", CancellationToken.None))!.VersionId);
+    }
+
     public override async Task DisposeAsync()
     {
         foreach (var legacy in _legacy)
