@@ -16,7 +16,8 @@ public static class WorkerHostingExtensions
                 "Helios.Worker runs only with Helios:Topology=postgres-s3: the embedded topology keeps its SQLite store and its workers inside Helios.Api.");
         }
 
-        // First, so the threads the Hangfire server starts descend from lowered ones.
+        // A bad Helios:Worker:Nice stops the worker here, at build time. The hosted service is registered first, so
+        // the threads the Hangfire server starts descend from lowered ones.
         WorkerCpuPriority.ReadNice(builder.Configuration);
         builder.Services.AddHostedService<WorkerCpuPriority>();
         builder.AddHeliosExport(topology, workerHost: true);

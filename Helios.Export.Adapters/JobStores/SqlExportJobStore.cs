@@ -108,15 +108,11 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
         await using var connection = await OpenAsync(cancellationToken);
         await using var command = Command(connection, null, $"SELECT {JobColumns} FROM export_jobs WHERE id = @id", [("@id", jobId)]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? ReadJob(reader) : null;
-    }
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
 
-    private static ExportProgress ReadProgress(DbDataReader reader, int first) => new(
-        Convert.ToInt64(reader.GetValue(first), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(first + 1), CultureInfo.InvariantCulture),
-        Convert.ToInt32(reader.GetValue(first + 2), CultureInfo.InvariantCulture), Convert.ToInt32(reader.GetValue(first + 3), CultureInfo.InvariantCulture));
-
-    private static ExportJob ReadJob(DbDataReader reader)
-    {
         return new ExportJob(
             reader.GetString(0), reader.GetString(1), reader.GetString(2), Enum.Parse<ExportJobStatus>(reader.GetString(3)),
             JsonSerializer.Deserialize<ExportRequest>(reader.GetString(4), RequestJson)!,
@@ -381,7 +377,8 @@ public abstract class SqlExportJobStore(TimeProvider timeProvider) : IExportJobS
             """, [("@j", jobId)]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return ReadProgress(reader, 0);
+        return new ExportProgress(Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture),
+            Convert.ToInt32(reader.GetValue(2), CultureInfo.InvariantCulture), Convert.ToInt32(reader.GetValue(3), CultureInfo.InvariantCulture));
     }
 
     public async Task<ExportActivity> GetActivityAsync(CancellationToken cancellationToken)

@@ -116,8 +116,6 @@ public sealed partial class ExportPartitionRunner(
             {
                 await OnJobCompletedAsync(job, cancellationToken);
             }
-
-            return;
         }
         catch (OperationCanceledException ex) when (leaseLost || ex is LeaseLostException)
         {
@@ -125,7 +123,6 @@ public sealed partial class ExportPartitionRunner(
             activity?.SetTag("helios.export.lease_lost", true);
             LogLeaseLost(logger, jobId, partitionNo, lease.Token);
             await TryReleaseAsync(lease, "lease lost or export ended", TimeSpan.Zero);
-            return;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -149,7 +146,6 @@ public sealed partial class ExportPartitionRunner(
             LogPartitionFailed(logger, ex, jobId, partitionNo, lease.Attempt, retryAfter.TotalSeconds);
             ExportTelemetry.PartitionsFailed.Add(1, new KeyValuePair<string, object?>("resource_type", lease.Type));
             await TryReleaseAsync(lease, Describe(ex), retryAfter);
-            return;
         }
         finally
         {

@@ -106,16 +106,24 @@ public sealed class ExportPartitionRunnerTests
         Assert.Equal(files.Select(f => f.FileName).Order(StringComparer.Ordinal), (await engine.Files.ListAsync(job.Id, Ct)).Order(StringComparer.Ordinal));
     }
 
-    [Fact]
-    public async Task CancelledExport_TheRunningPartitionsNextCommitIsRefused_AndItsPartRemoved()
+    /// <summary>A started export of one patient and eight observations, in parts of at most 400 bytes (several per
+    /// partition, so something can happen between two of them).</summary>
+    private static async Task<(EngineHarness Engine, ExportJob Job)> SmallPartsExportAsync()
     {
-        await using var engine = await EngineHarness.CreateAsync(o =>
+        var engine = await EngineHarness.CreateAsync(o =>
         {
             o.PartitionRows = 100;
             o.MaxPartBytes = 400;
         });
         await engine.SeedAsync(patients: 1, observationsEach: 8);
-        var job = await engine.StartAsync();
+        return (engine, await engine.StartAsync());
+    }
+
+    [Fact]
+    public async Task CancelledExport_TheRunningPartitionsNextCommitIsRefused_AndItsPartRemoved()
+    {
+        var (engine, job) = await SmallPartsExportAsync();
+        await using var owner = engine;
 
         string? inFlight = null;
         engine.Files.BeforePublish = async fileName =>
@@ -138,13 +146,8 @@ public sealed class ExportPartitionRunnerTests
     [Fact]
     public async Task CancelledExport_WhoseFilesVanishUnderARunningPartition_EndsItQuietly_WithoutARetry()
     {
-        await using var engine = await EngineHarness.CreateAsync(o =>
-        {
-            o.PartitionRows = 100;
-            o.MaxPartBytes = 400;
-        });
-        await engine.SeedAsync(patients: 1, observationsEach: 8);
-        var job = await engine.StartAsync();
+        var (engine, job) = await SmallPartsExportAsync();
+        await using var owner = engine;
 
         // The cancel deletes the export's files while a part is being published: the store fails the publish.
         engine.Files.BeforePublish = async _ =>
