@@ -59,6 +59,13 @@ public sealed class ExportOptions
     [Range(1, 3600)]
     public int RetryAfterSeconds { get; set; } = 2;
 
+    /// <summary>How long status polls of one export share what they read: the job row and its progress are read at
+    /// most once per this interval per Api process however many clients poll, and a completed manifest is built once.
+    /// A cancel through this Api is seen at once; a cancel, completion or failure elsewhere within this interval
+    /// (0 turns sharing off).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
+    public TimeSpan StatusCacheTtl { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>A client that polls an unfinished export again before <see cref="PollThrottleFraction"/> of the
     /// Retry-After it was given has passed gets 429 with a new Retry-After (0 turns the check off).</summary>
     [Range(0.0, 1.0)]

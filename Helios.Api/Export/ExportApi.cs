@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Helios.Api.Auth;
 using Helios.Api.Fhir;
 using Helios.Export.Diagnostics;
@@ -17,6 +18,7 @@ namespace Helios.Api.Export;
 public static class ExportApi
 {
     private const string Ndjson = "application/fhir+ndjson";
+    private const string ManifestContentType = "application/json; charset=utf-8";
 
     public static IEndpointRouteBuilder MapExportApi(this IEndpointRouteBuilder app)
     {
@@ -104,7 +106,9 @@ public static class ExportApi
 
     public static async Task<IResult> StatusAsync(string jobId, HttpRequest request, HttpResponse response, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
     {
-        var job = await FindLiveJobAsync(jobId, services, cancellationToken);
+        // Polls share one read of the job per moment (ExportStatusCache); who may see it is checked on every poll.
+        var status = await services.StatusCache.GetAsync(jobId, cancellationToken);
+        var job = LiveJob(jobId, status.Job, services);
         var options = services.Options.Value;
         var paged = job.Request.AllowPartialManifests;
         var page = ManifestPage(request, job);
@@ -112,10 +116,9 @@ public static class ExportApi
         {
             case ExportJobStatus.Accepted or ExportJobStatus.Running:
                 var retryAfter = options.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-                var progress = await services.Jobs.GetProgressAsync(jobId, cancellationToken);
-                var progressText = job.Status == ExportJobStatus.Accepted
-                    ? "planning"
-                    : $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)";
+                var progressText = status.Progress is { } progress
+                    ? $"{progress.Percent}% complete ({progress.PartitionsDone} of {progress.Partitions} partitions)"
+                    : "planning";
                 if (paged && job.Status == ExportJobStatus.Running && await services.Jobs.EnsureManifestPageAsync(jobId, page, cancellationToken))
                 {
                     // allowPartialManifests: the page of files committed so far (fixed once served), while the rest runs.
@@ -152,7 +155,31 @@ public static class ExportApi
             throw new FhirOperationException(404, $"Export {jobId} has no manifest page {page}: follow the manifest's next link.", OperationOutcome.IssueType.NotFound);
         }
 
-        return await ManifestAsync(job, paged ? page : null, StatusCodes.Status200OK, request, response, services, cancellationToken);
+        if (paged)
+        {
+            return await ManifestAsync(job, page, StatusCodes.Status200OK, request, response, services, cancellationToken);
+        }
+
+        // A completed manifest does not change: built once per base URL, then served as it was.
+        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
+        var direct = DirectUrls(services);
+        var cacheKey = services.Reader.BaseUrl(request) + (direct ? " direct" : string.Empty);
+        if (services.StatusCache.GetManifest(jobId, cacheKey) is not { } json)
+        {
+            var manifest = await BuildManifestAsync(job, null, request, services, cancellationToken);
+            json = JsonSerializer.SerializeToUtf8Bytes(manifest, ExportManifestJsonContext.Default.ExportManifest);
+            var validUntil = job.ExpiresAt ?? DateTimeOffset.MaxValue;
+            if (direct)
+            {
+                // Presigned URLs are handed out with at least half their lifetime left.
+                var presignedValid = services.TimeProvider.GetUtcNow() + (options.PresignedUrlLifetime / 2);
+                validUntil = presignedValid < validUntil ? presignedValid : validUntil;
+            }
+
+            services.StatusCache.SetManifest(jobId, cacheKey, json, validUntil);
+        }
+
+        return TypedResults.Bytes(json, ManifestContentType);
     }
 
     /// <summary>The manifest page asked for (<c>?page=n</c>, 1 when absent); only exports with
@@ -175,14 +202,24 @@ public static class ExportApi
     /// <summary>The manifest: every file, or (<paramref name="page"/> given) the output and deleted files of that page,
     /// with a next link when a later page exists, which is created here when new files were committed.</summary>
     private static async Task<IResult> ManifestAsync(
-        ExportJob job, int? page, int statusCode, HttpRequest request, HttpResponse response, ExportEndpointServices services, CancellationToken cancellationToken)
+        ExportJob job, int page, int statusCode, HttpRequest request, HttpResponse response, ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        var manifest = await BuildManifestAsync(job, page, request, services, cancellationToken);
+        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
+        return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, ManifestContentType, statusCode);
+    }
+
+    /// <summary>Files served by the Api are admitted exactly as $export is (the same token, when auth is configured);
+    /// presigned URLs need none.</summary>
+    private static bool DirectUrls(ExportEndpointServices services) => services.Options.Value.DirectDownloadUrls && services.Files.CanPresign;
+
+    private static async Task<ExportManifest> BuildManifestAsync(
+        ExportJob job, int? page, HttpRequest request, ExportEndpointServices services, CancellationToken cancellationToken)
     {
         var options = services.Options.Value;
         var jobId = job.Id;
         var files = await services.Jobs.GetFilesAsync(jobId, cancellationToken);
-        // Files served by the Api are admitted exactly as $export is (the same token, when auth is configured);
-        // presigned URLs need none.
-        var direct = options.DirectDownloadUrls && services.Files.CanPresign;
+        var direct = DirectUrls(services);
         var baseUrl = services.Reader.BaseUrl(request);
         async Task<List<ExportManifestOutput>> OutputsAsync(string kind)
         {
@@ -208,21 +245,21 @@ public static class ExportApi
         IReadOnlyList<ExportManifestLink>? link = page is { } current && await services.Jobs.EnsureManifestPageAsync(jobId, current + 1, cancellationToken)
             ? [new ExportManifestLink("next", ExportRoutes.StatusUrl(baseUrl, jobId) + "?page=" + (current + 1).ToString(CultureInfo.InvariantCulture))]
             : null;
-        var manifest = new ExportManifest(
+        return new ExportManifest(
             FormatInstant(job.TransactionTime), job.RequestUrl, RequiresAccessToken: !direct,
             await OutputsAsync(ExportFileKinds.Output), await OutputsAsync(ExportFileKinds.Deleted), await OutputsAsync(ExportFileKinds.Error))
         {
             Link = link,
             OutputOrganizedBy = job.Request.OrganizeOutputBy,
         };
-        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
-        return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, "application/json; charset=utf-8", statusCode);
     }
 
     public static async Task<FhirResult> CancelAsync(string jobId, [AsParameters] ExportEndpointServices services, CancellationToken cancellationToken)
     {
         await FindLiveJobAsync(jobId, services, cancellationToken);
-        if (!await services.Jobs.CancelJobAsync(jobId, cancellationToken))
+        var cancelled = await services.Jobs.CancelJobAsync(jobId, cancellationToken);
+        services.StatusCache.Forget(jobId);
+        if (!cancelled)
         {
             throw new ExportJobNotFoundException(jobId);
         }
@@ -292,9 +329,11 @@ public static class ExportApi
 
     /// <summary>The job, or <see cref="ExportJobNotFoundException"/> (404) when it is unknown, cancelled, expired, or
     /// another client's (so a job id tells nobody else anything).</summary>
-    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken)
+    private static async Task<ExportJob> FindLiveJobAsync(string jobId, ExportEndpointServices services, CancellationToken cancellationToken) =>
+        LiveJob(jobId, await services.Jobs.GetJobAsync(jobId, cancellationToken), services);
+
+    private static ExportJob LiveJob(string jobId, ExportJob? job, ExportEndpointServices services)
     {
-        var job = await services.Jobs.GetJobAsync(jobId, cancellationToken);
         var now = services.TimeProvider.GetUtcNow();
         if (job is null || job.Status == ExportJobStatus.Cancelled || (job.ExpiresAt is { } expires && expires <= now) ||
             (!services.Access.IsUnrestricted && !string.Equals(job.Owner, services.Access.ClientId, StringComparison.Ordinal)))

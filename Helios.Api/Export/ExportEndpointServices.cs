@@ -20,4 +20,5 @@ public sealed record ExportEndpointServices(
     FhirRequestReader Reader,
     TimeProvider TimeProvider,
     IOptions<ExportOptions> Options,
+    ExportStatusCache StatusCache,
     SmartAccess Access);

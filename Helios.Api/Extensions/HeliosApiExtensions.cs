@@ -22,6 +22,7 @@ public static class HeliosApiExtensions
         var topology = builder.AddHeliosStorage();
         builder.AddHeliosExport(topology);
         builder.Services.AddSingleton<FhirRequestReader>();
+        builder.Services.AddSingleton<ExportStatusCache>();
         builder.Services.AddSingleton<FhirService>();
         builder.Services.AddSingleton<BundleProcessor>();
         builder.Services.AddSingleton<CapabilityStatementBuilder>();
