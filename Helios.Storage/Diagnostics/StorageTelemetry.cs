@@ -18,6 +18,12 @@ public static class StorageTelemetry
     /// <summary>Duration of write transactions.</summary>
     public static readonly Histogram<double> WriteDuration = s_meter.CreateHistogram<double>("helios.storage.write.duration", unit: "s");
 
+    /// <summary>Single writes committed together in one transaction (group commit).</summary>
+    public static readonly Histogram<int> WriteGroupSize = s_meter.CreateHistogram<int>("helios.storage.write.group_size", unit: "{write}");
+
+    /// <summary>Groups the database refused, whose writes were then tried one by one.</summary>
+    public static readonly Counter<long> WriteGroupsRetried = s_meter.CreateCounter<long>("helios.storage.write.groups_retried", unit: "{group}");
+
     /// <summary>Duration of searches (page query, count and includes).</summary>
     public static readonly Histogram<double> SearchDuration = s_meter.CreateHistogram<double>("helios.storage.search.duration", unit: "s");
 

@@ -49,6 +49,10 @@ public sealed class PostgresResourceStore(NpgsqlDataSource dataSource, IndexExtr
 
     protected override bool IsPostgres => true;
 
+    /// <summary>An error the server reported for a statement: its transaction is rolled back. (An I/O error is not:
+    /// the commit may have been applied.)</summary>
+    protected override bool RolledBack(Exception exception) => exception is PostgresException;
+
     protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);

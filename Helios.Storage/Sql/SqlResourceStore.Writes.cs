@@ -59,27 +59,36 @@ public abstract partial class SqlResourceStore
     protected async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
     {
         await _writerTurn.WaitAsync(cancellationToken);
-        DbConnection? connection = null;
         try
         {
-            connection = await OpenAsync(cancellationToken);
-            return new WriteScope(connection, await BeginWriteTransactionAsync(connection, cancellationToken), _writerTurn);
+            return await BeginWriteInTurnAsync(_writerTurn, cancellationToken);
         }
         catch
         {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync();
-            }
-
             _writerTurn.Release();
+            throw;
+        }
+    }
+
+    /// <summary>Opens the write's connection and transaction for a caller that holds the writer turn; the scope ends
+    /// the turn when <paramref name="turn"/> is given (else the caller does).</summary>
+    private async Task<WriteScope> BeginWriteInTurnAsync(SemaphoreSlim? turn, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken);
+        try
+        {
+            return new WriteScope(connection, await BeginWriteTransactionAsync(connection, cancellationToken), turn);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
             throw;
         }
     }
 
     /// <summary>A write's connection and transaction, in the writer turn: disposing rolls back what was not
     /// committed, returns the connection and ends the turn.</summary>
-    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim turn) : IAsyncDisposable
+    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? turn) : IAsyncDisposable
     {
         public DbConnection Connection => connection;
 
@@ -94,7 +103,7 @@ public abstract partial class SqlResourceStore
             }
             finally
             {
-                turn.Release();
+                turn?.Release();
             }
         }
     }
@@ -103,7 +112,118 @@ public abstract partial class SqlResourceStore
     {
         ArgumentNullException.ThrowIfNull(writes);
         var prepared = writes.Select(w => w.Resource is null ? null : new PreparedResource(w.Resource, extractor.Extract(w.Resource))).ToList();
+        if (writes.Count == 1)
+        {
+            return [await WriteGroupedAsync(writes[0], prepared[0], cancellationToken)];
+        }
+
         return await WriteCoreAsync(writes, prepared, returnResources: true, loadKeys: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Group commit of single writes (ADR 0017). The write joins a queue and waits for the writer turn or for its own
+    /// result, whichever comes first. Whoever gets the turn writes everything queued (up to
+    /// <see cref="MaxWriteGroup"/> at a time, its own write among them) in one transaction: one clock lock, one commit,
+    /// one flush, however many writers wait. Each write keeps its own outcome: a conflict (If-Match, create of an
+    /// existing id) fails that write alone, as it would have alone. Should the database refuse the group, each of its
+    /// writes is tried again on its own, so one bad write cannot fail the others (only when the database reports that it
+    /// rolled the group back: after a lost connection the commit may have been applied, and every write gets the error).
+    /// </summary>
+    private async Task<WriteOutcome> WriteGroupedAsync(ResourceWrite write, PreparedResource? prepared, CancellationToken cancellationToken)
+    {
+        var mine = new QueuedWrite(write, prepared, cancellationToken);
+        _queuedWrites.Enqueue(mine);
+        var turn = _writerTurn.WaitAsync(cancellationToken);
+        if (await Task.WhenAny(turn, mine.Result.Task) != turn)
+        {
+            // Written in another writer's turn. The turn, when it comes, is passed on at once.
+            _ = turn.ContinueWith(static (t, state) => ((SemaphoreSlim)state!).Release(), _writerTurn,
+                CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return await mine.Result.Task;
+        }
+
+        // Cancelled while waiting: the write stays queued, and the next turn drops it unwritten.
+        await turn;
+        try
+        {
+            while (!mine.Result.Task.IsCompleted && _queuedWrites.TryDequeue(out var first))
+            {
+                var group = new List<QueuedWrite>();
+                for (var next = first; ; )
+                {
+                    if (next.CancellationToken.IsCancellationRequested)
+                    {
+                        next.Result.TrySetCanceled(next.CancellationToken);
+                    }
+                    else
+                    {
+                        group.Add(next);
+                    }
+
+                    if (group.Count == MaxWriteGroup || !_queuedWrites.TryDequeue(out next))
+                    {
+                        break;
+                    }
+                }
+
+                await WriteGroupAsync(group);
+            }
+        }
+        finally
+        {
+            _writerTurn.Release();
+        }
+
+        return await mine.Result.Task;
+    }
+
+    /// <summary>Writes a group in the writer turn and completes each of its writes. The group's writers may have
+    /// given up on other grounds meanwhile, so the write itself takes no one's cancellation.</summary>
+    private async Task WriteGroupAsync(List<QueuedWrite> group)
+    {
+        if (group.Count == 0)
+        {
+            return;
+        }
+
+        LargestWriteGroup = Math.Max(LargestWriteGroup, group.Count);
+        StorageTelemetry.WriteGroupSize.Record(group.Count);
+        var conflicts = new ResourceConflictException?[group.Count];
+        IReadOnlyList<WriteOutcome> outcomes;
+        try
+        {
+            await using var scope = await BeginWriteInTurnAsync(null, CancellationToken.None);
+            outcomes = await WriteInScopeAsync(scope, group.Select(g => g.Write).ToList(), group.Select(g => g.Prepared).ToList(),
+                returnResources: true, loadKeys: null, conflicts, CancellationToken.None);
+        }
+        catch (Exception ex) when (group.Count > 1 && RolledBack(ex))
+        {
+            // The database refused the group and kept nothing of it: find out whose write it was.
+            StorageTelemetry.WriteGroupsRetried.Add(1);
+            foreach (var queued in group)
+            {
+                await WriteGroupAsync([queued]);
+            }
+
+            return;
+        }
+        catch (Exception ex)
+        {
+            group.ForEach(g => g.Result.TrySetException(ex));
+            return;
+        }
+
+        for (var i = 0; i < group.Count; i++)
+        {
+            if (conflicts[i] is { } conflict)
+            {
+                group[i].Result.TrySetException(conflict);
+            }
+            else
+            {
+                group[i].Result.TrySetResult(outcomes[i]);
+            }
+        }
     }
 
     public Task LoadBatchAsync(IReadOnlyList<PreparedResource> batch, CancellationToken cancellationToken) =>
@@ -125,11 +245,19 @@ public abstract partial class SqlResourceStore
             return [];
         }
 
+        await using var scope = await BeginWriteAsync(cancellationToken);
+        return await WriteInScopeAsync(scope, writes, prepared, returnResources, loadKeys, conflicts: null, cancellationToken);
+    }
+
+    /// <summary>Writes in one transaction. A conflict fails the whole call (a transaction bundle, a load), unless
+    /// <paramref name="conflicts"/> is given: then it is recorded there for that write alone, which is skipped.</summary>
+    private async Task<IReadOnlyList<WriteOutcome>> WriteInScopeAsync(WriteScope scope, IReadOnlyList<ResourceWrite> writes, IReadOnlyList<PreparedResource?> prepared,
+        bool returnResources, LoadKeys? loadKeys, ResourceConflictException?[]? conflicts, CancellationToken cancellationToken)
+    {
         using var activity = StorageTelemetry.ActivitySource.StartActivity("helios.storage.write");
         activity?.SetTag("helios.storage.backend", IsPostgres ? "postgresql" : "sqlite");
         activity?.SetTag("helios.storage.writes", writes.Count);
         var started = Stopwatch.GetTimestamp();
-        await using var scope = await BeginWriteAsync(cancellationToken);
         var (connection, transaction) = (scope.Connection, scope.Transaction);
         var keys = writes.Select(w => (w.Type, w.Id)).Distinct().ToList();
         long lastSeq, lastTs;
@@ -151,21 +279,34 @@ public abstract partial class SqlResourceStore
         var inBatch = new Dictionary<long, NewVersion>();
         var superseded = new List<(long, long)>();
         var outcomes = new WriteOutcome[writes.Count];
+        var rowOf = new int[writes.Count];
         for (var i = 0; i < writes.Count; i++)
         {
+            rowOf[i] = -1;
             var write = writes[i];
             var key = (write.Type, write.Id);
             current.TryGetValue(key, out var existing);
             var exists = existing is { Deleted: false };
+            ResourceConflictException? conflict = null;
             if (write.IfMatchVersion is { } expected && (existing is null || existing.Version != expected || existing.Deleted))
             {
                 var actual = existing is null ? "it does not exist" : existing.Deleted ? "it is deleted" : $"the current version is {existing.Version}";
-                throw new ResourceConflictException($"{write.Type}/{write.Id}: If-Match asked for version {expected} but {actual}.", i, isVersionMismatch: true);
+                conflict = new ResourceConflictException($"{write.Type}/{write.Id}: If-Match asked for version {expected} but {actual}.", conflicts is null ? i : 0, isVersionMismatch: true);
+            }
+            else if (write.Kind == WriteKind.Create && exists)
+            {
+                conflict = new ResourceConflictException($"{write.Type}/{write.Id} already exists.", conflicts is null ? i : 0, isVersionMismatch: false);
             }
 
-            if (write.Kind == WriteKind.Create && exists)
+            if (conflict is not null)
             {
-                throw new ResourceConflictException($"{write.Type}/{write.Id} already exists.", i, isVersionMismatch: false);
+                if (conflicts is null)
+                {
+                    throw conflict;
+                }
+
+                conflicts[i] = conflict;
+                continue;
             }
 
             if (write.Kind == WriteKind.Delete && !exists)
@@ -177,6 +318,7 @@ public abstract partial class SqlResourceStore
             var seq = ++lastSeq;
             var version = (existing?.Version ?? 0) + 1;
             var row = new NewVersion(seq, write.Type, write.Id, version, ts++, write.Kind == WriteKind.Delete ? null : prepared[i]);
+            rowOf[i] = rows.Count;
             rows.Add(row);
             inBatch[seq] = row;
             if (existing is not null)
@@ -197,8 +339,9 @@ public abstract partial class SqlResourceStore
         }
 
         Serialize(rows);
-        // Mark the replaced versions superseded, then add the new ones.
-        if (!await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken))
+        // Mark the replaced versions superseded, then add the new ones. With nothing to write (deletes of nothing,
+        // refused writes) the clock is left as it was: the transaction ends without a change.
+        if (rows.Count > 0 && !await WriteVersionsAsync(connection, transaction, superseded, rows, lastSeq, ts - 1, cancellationToken))
         {
             await transaction.CommitAsync(cancellationToken);
         }
@@ -219,12 +362,11 @@ public abstract partial class SqlResourceStore
             StorageTelemetry.VersionsWritten.Add(group.Count(), new KeyValuePair<string, object?>("resource_type", group.Key));
         }
 
-        var r = 0;
         for (var i = 0; returnResources && i < outcomes.Length; i++)
         {
-            if (outcomes[i].Status != WriteStatus.NothingToDelete)
+            if (rowOf[i] >= 0)
             {
-                outcomes[i] = outcomes[i] with { Resource = rows[r++].ToStored() };
+                outcomes[i] = outcomes[i] with { Resource = rows[rowOf[i]].ToStored() };
             }
         }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Globalization;
 using Helios.Storage.Indexing;
@@ -23,6 +24,42 @@ public abstract partial class SqlResourceStore(IndexExtractor extractor, TimePro
     /// <summary>One write at a time in this process (see <see cref="BeginWriteAsync"/>).</summary>
     private readonly SemaphoreSlim _writerTurn = new(1, 1);
 
+    /// <summary>Single writes waiting to be written in a group (see <c>WriteGroupedAsync</c>).</summary>
+    private readonly ConcurrentQueue<QueuedWrite> _queuedWrites = new();
+
+    /// <summary>Most single writes one transaction takes.</summary>
+    private const int MaxWriteGroup = 256;
+
+    /// <summary>The largest group written so far (tests).</summary>
+    internal int LargestWriteGroup { get; private set; }
+
+    private sealed class QueuedWrite(ResourceWrite write, PreparedResource? prepared, CancellationToken cancellationToken)
+    {
+        public ResourceWrite Write => write;
+
+        public PreparedResource? Prepared => prepared;
+
+        public CancellationToken CancellationToken => cancellationToken;
+
+        public TaskCompletionSource<WriteOutcome> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>Takes the writer turn until the result is disposed, so writes queue up behind it (tests).</summary>
+    internal async Task<IAsyncDisposable> HoldWriterTurnAsync(CancellationToken cancellationToken)
+    {
+        await _writerTurn.WaitAsync(cancellationToken);
+        return new TurnHold(_writerTurn);
+    }
+
+    private sealed class TurnHold(SemaphoreSlim turn) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            turn.Release();
+            return ValueTask.CompletedTask;
+        }
+    }
+
     /// <summary>Releases the writer turn's wait handle (for a dialect that is disposable).</summary>
     protected void DisposeWriterTurn() => _writerTurn.Dispose();
 
@@ -44,9 +81,17 @@ public abstract partial class SqlResourceStore(IndexExtractor extractor, TimePro
 
     protected abstract bool IsPostgres { get; }
 
+    /// <summary>Whether a write that failed with <paramref name="exception"/> is known to have left nothing
+    /// (so its writes may be tried again).</summary>
+    protected abstract bool RolledBack(Exception exception);
+
     /// <summary>Highest committed key (tests).</summary>
     internal async Task<long> GetLastSeqAsync(CancellationToken cancellationToken) =>
         await ScalarAsync("SELECT last_seq FROM store_state WHERE id = 1", [], cancellationToken);
+
+    /// <summary>The clock's last timestamp in µs (tests).</summary>
+    internal async Task<long> GetLastTimestampAsync(CancellationToken cancellationToken) =>
+        await ScalarAsync("SELECT last_ts FROM store_state WHERE id = 1", [], cancellationToken);
 
     /// <summary>Current (not deleted) resources per type (tests and the benchmark).</summary>
     internal async Task<IReadOnlyDictionary<string, long>> CountByTypeAsync(CancellationToken cancellationToken)

@@ -98,6 +98,10 @@ public sealed class SqliteResourceStore : SqlResourceStore, ISchemaMigrator, IDi
 
     protected override bool IsPostgres => false;
 
+    /// <summary>SQLite runs in the process: an error of a statement or of the commit leaves the transaction
+    /// uncommitted.</summary>
+    protected override bool RolledBack(Exception exception) => exception is SqliteException;
+
     protected override async Task ExecuteDdlAsync(IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
         await using var connection = (SqliteConnection)await OpenAsync(cancellationToken);

@@ -50,6 +50,16 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
         return Convert.ToInt32(await cmd.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    protected override async Task RefuseTokenCodeAsync(string code)
+    {
+        await using var trigger = _dataSource!.CreateCommand($"""
+            CREATE FUNCTION refuse_{code}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.code = '{code}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER refuse_{code} BEFORE INSERT ON idx_token FOR EACH ROW EXECUTE FUNCTION refuse_{code}();
+            """);
+        await trigger.ExecuteNonQueryAsync();
+    }
+
     /// <summary>A small write sends its commit in the same batch as its rows. When a statement of that batch fails,
     /// nothing of the write stays, the error reaches the caller, and the pooled connection comes back clean (the next
     /// writes on it commit).</summary>
@@ -57,14 +67,7 @@ public sealed class PostgresResourceStoreTests : ResourceStoreContract
     public async Task ASmallWrite_WhoseBatchFailsBeforeItsCommit_LeavesNothing_AndTheNextWritesCommit()
     {
         await Store.WriteAsync([ResourceWrite.Create(new Hl7.Fhir.Model.Patient { Id = "batch-ok", Gender = Hl7.Fhir.Model.AdministrativeGender.Male })], CancellationToken.None);
-        await using (var trigger = _dataSource!.CreateCommand("""
-            CREATE FUNCTION refuse_other() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN IF NEW.code = 'other' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
-            CREATE TRIGGER refuse_other BEFORE INSERT ON idx_token FOR EACH ROW EXECUTE FUNCTION refuse_other();
-            """))
-        {
-            await trigger.ExecuteNonQueryAsync();
-        }
+        await RefuseTokenCodeAsync("other");
 
         var before = await Store.GetLastSeqAsync(CancellationToken.None);
         // The writes that follow take pooled connections, the failed write's among them (the pool hands back the last one returned).

@@ -164,9 +164,109 @@ public abstract class ResourceStoreContract : IAsyncLifetime
         Assert.Equal(before, await Store.GetLastSeqAsync(Ct));
         Assert.Equal(1, (await Store.ReadAsync("Patient", "p3", Ct))!.VersionId);
 
+        // A refused single write, or a delete of nothing, leaves even the clock as it was.
+        var clock = await Store.GetLastTimestampAsync(Ct);
         await Assert.ThrowsAsync<ResourceConflictException>(() => Store.WriteAsync([ResourceWrite.Create(NewPatient("p3"))], Ct));
+        await Assert.ThrowsAsync<ResourceConflictException>(() => Store.WriteAsync([ResourceWrite.Update(NewPatient("p3", "X"), ifMatchVersion: 7)], Ct));
+        Assert.Equal(WriteStatus.NothingToDelete, (await Store.WriteAsync([ResourceWrite.Delete("Patient", "p-none")], Ct)).Single().Status);
+        Assert.Equal(clock, await Store.GetLastTimestampAsync(Ct));
+        Assert.Equal(before, await Store.GetLastSeqAsync(Ct));
         var ok = (await Store.WriteAsync([ResourceWrite.Update(NewPatient("p3", "Y"), ifMatchVersion: 1)], Ct)).Single();
         Assert.Equal(2, ok.Resource!.VersionId);
+    }
+
+    [Fact]
+    public async Task SingleWritesQueuedTogether_AreOneGroup_EachWithItsOwnOutcome()
+    {
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("g-existing"))], Ct);
+        await Store.WriteAsync([ResourceWrite.Create(NewPatient("g-doomed"))], Ct);
+        var before = await Store.GetLastSeqAsync(Ct);
+
+        Task<IReadOnlyList<WriteOutcome>>[] writes;
+        await using (await Store.HoldWriterTurnAsync(Ct))
+        {
+            writes =
+            [
+                Store.WriteAsync([ResourceWrite.Create(NewPatient("g-new-1"))], Ct),
+                Store.WriteAsync([ResourceWrite.Create(NewPatient("g-existing"))], Ct), // 409 alone
+                Store.WriteAsync([ResourceWrite.Update(NewPatient("g-existing", "A"), ifMatchVersion: 1)], Ct),
+                Store.WriteAsync([ResourceWrite.Update(NewPatient("g-existing", "B"), ifMatchVersion: 1)], Ct), // 412: the one before made v2
+                Store.WriteAsync([ResourceWrite.Update(NewPatient("g-existing", "C"), ifMatchVersion: 2)], Ct),
+                Store.WriteAsync([ResourceWrite.Delete("Patient", "g-nothing")], Ct),
+                Store.WriteAsync([ResourceWrite.Delete("Patient", "g-doomed")], Ct),
+                Store.WriteAsync([ResourceWrite.Create(NewPatient("g-new-2"))], Ct),
+            ];
+            await Task.Delay(50, Ct);
+            Assert.All(writes, w => Assert.False(w.IsCompleted));
+        }
+
+        var created = (await writes[0]).Single();
+        Assert.Equal(WriteStatus.Created, created.Status);
+        var exists = await Assert.ThrowsAsync<ResourceConflictException>(() => writes[1]);
+        Assert.False(exists.IsVersionMismatch);
+        Assert.Equal(0, exists.WriteIndex);
+        Assert.Equal(2, (await writes[2]).Single().Resource!.VersionId);
+        var stale = await Assert.ThrowsAsync<ResourceConflictException>(() => writes[3]);
+        Assert.True(stale.IsVersionMismatch);
+        Assert.Contains("current version is 2", stale.Message, StringComparison.Ordinal);
+        Assert.Equal(3, (await writes[4]).Single().Resource!.VersionId);
+        Assert.Equal(WriteStatus.NothingToDelete, (await writes[5]).Single().Status);
+        Assert.Equal(WriteStatus.Deleted, (await writes[6]).Single().Status);
+        var last = (await writes[7]).Single();
+
+        // One transaction for all eight, in the order they came: five new versions with consecutive keys and times.
+        Assert.Equal(8, Store.LargestWriteGroup());
+        Assert.Equal(before + 5, await Store.GetLastSeqAsync(Ct));
+        Assert.True(last.Resource!.Seq > created.Resource!.Seq);
+        var current = (await Store.ReadAsync("Patient", "g-existing", Ct))!;
+        Assert.Equal(3, current.VersionId);
+        Assert.Contains("\"C\"", current.Json, StringComparison.Ordinal);
+        Assert.True((await Store.ReadAsync("Patient", "g-doomed", Ct))!.IsDeleted);
+        Assert.NotNull(await Store.ReadAsync("Patient", "g-new-2", Ct));
+    }
+
+    /// <summary>Makes the database refuse any token index row with this code (a trigger).</summary>
+    protected abstract Task RefuseTokenCodeAsync(string code);
+
+    [Fact]
+    public async Task AWriteTheDatabaseRefuses_FailsAlone_ItsGroupIsWrittenWithoutIt()
+    {
+        await RefuseTokenCodeAsync("other");
+        var before = await Store.GetLastSeqAsync(Ct);
+        Task<IReadOnlyList<WriteOutcome>> first, refused, third;
+        await using (await Store.HoldWriterTurnAsync(Ct))
+        {
+            first = Store.WriteAsync([ResourceWrite.Create(NewPatient("g-first"))], Ct);
+            refused = Store.WriteAsync([ResourceWrite.Create(new Patient { Id = "g-refused", Gender = AdministrativeGender.Other })], Ct);
+            third = Store.WriteAsync([ResourceWrite.Create(NewPatient("g-third"))], Ct);
+            await Task.Delay(50, Ct);
+        }
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => refused);
+        Assert.Contains("refused by the test", error.Message, StringComparison.Ordinal);
+        Assert.Equal(WriteStatus.Created, (await first).Single().Status);
+        Assert.Equal(WriteStatus.Created, (await third).Single().Status);
+        Assert.Equal(3, Store.LargestWriteGroup());
+        Assert.Equal(before + 2, await Store.GetLastSeqAsync(Ct));
+        Assert.Null(await Store.ReadAsync("Patient", "g-refused", Ct));
+        Assert.NotNull(await Store.ReadAsync("Patient", "g-third", Ct));
+    }
+
+    [Fact]
+    public async Task AQueuedWrite_WhoseCallerGaveUp_IsNotWritten()
+    {
+        using var gaveUp = new CancellationTokenSource();
+        Task<IReadOnlyList<WriteOutcome>> abandoned, kept;
+        await using (await Store.HoldWriterTurnAsync(Ct))
+        {
+            abandoned = Store.WriteAsync([ResourceWrite.Create(NewPatient("g-abandoned"))], gaveUp.Token);
+            kept = Store.WriteAsync([ResourceWrite.Create(NewPatient("g-kept"))], Ct);
+            await gaveUp.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        }
+
+        Assert.Equal(WriteStatus.Created, (await kept).Single().Status);
+        Assert.Null(await Store.ReadAsync("Patient", "g-abandoned", Ct));
     }
 
     [Fact]

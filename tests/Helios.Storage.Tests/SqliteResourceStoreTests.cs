@@ -34,6 +34,9 @@ public sealed class SqliteResourceStoreTests : ResourceStoreContract
     protected override async Task<int> CountSecondaryIndexesAsync() => (int)await ScalarAsync(_store!.DatabasePath,
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'");
 
+    protected override Task RefuseTokenCodeAsync(string code) => ScalarAsync(_store!.DatabasePath,
+        $"CREATE TRIGGER refuse_{code} BEFORE INSERT ON idx_token WHEN NEW.code = '{code}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+
     private static async Task<long> ScalarAsync(string path, string sql)
     {
         await using var c = new SqliteConnection($"Data Source={path}");

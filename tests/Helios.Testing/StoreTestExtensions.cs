@@ -14,6 +14,17 @@ public static class StoreTestExtensions
     public static Task<long> GetLastSeqAsync(this IResourceStore store, CancellationToken cancellationToken) =>
         ((SqlResourceStore)store).GetLastSeqAsync(cancellationToken);
 
+    /// <summary>The store clock's last timestamp (µs).</summary>
+    public static Task<long> GetLastTimestampAsync(this IResourceStore store, CancellationToken cancellationToken) =>
+        ((SqlResourceStore)store).GetLastTimestampAsync(cancellationToken);
+
+    /// <summary>Takes the store's writer turn until disposed: single writes queue behind it, to be written as a group.</summary>
+    public static Task<IAsyncDisposable> HoldWriterTurnAsync(this IResourceStore store, CancellationToken cancellationToken) =>
+        ((SqlResourceStore)store).HoldWriterTurnAsync(cancellationToken);
+
+    /// <summary>The most single writes the store has committed in one transaction.</summary>
+    public static int LargestWriteGroup(this IResourceStore store) => ((SqlResourceStore)store).LargestWriteGroup;
+
     /// <summary>Overwrites the stored text of a resource's current version behind the store's back (fault tests:
     /// a stored resource that no longer parses).</summary>
     public static async Task CorruptCurrentVersionAsync(this IResourceStore store, string type, string id, string text, CancellationToken cancellationToken) =>
