@@ -42,6 +42,37 @@ const server = new S3rver({ address: '127.0.0.1', port: Number(port), directory,
 const path = require('path');
 const xmlEscape = text => String(text).replace(/[<>&'"]/g, c => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]);
 const uploadsDirectory = bucket => path.join(directory, bucket, '._S3rver_uploads');
+
+// Requests in flight per upload. An abort waits for the upload's part and completion requests to finish before it
+// removes the upload's folder: a part written into a folder removed under it fails on a write stream that has no
+// error handler, an uncaught exception that ended the server mid-run (the churn bench's cancels hit it while parts
+// were uploading, after the existence check below had passed). Parts arriving once the abort has begun get
+// NoSuchUpload.
+const uploadsInFlight = new Map();
+const uploadsAborting = new Set();
+const idleWaiters = new Map();
+function enterUpload(id) {
+  uploadsInFlight.set(id, (uploadsInFlight.get(id) || 0) + 1);
+}
+function leaveUpload(id) {
+  const left = uploadsInFlight.get(id) - 1;
+  if (left > 0) {
+    uploadsInFlight.set(id, left);
+    return;
+  }
+  uploadsInFlight.delete(id);
+  (idleWaiters.get(id) || []).forEach(resolve => resolve());
+  idleWaiters.delete(id);
+}
+function uploadIdle(id) {
+  if (!uploadsInFlight.has(id)) return Promise.resolve();
+  return new Promise(resolve => idleWaiters.set(id, [...(idleWaiters.get(id) || []), resolve]));
+}
+const noSuchUpload = ctx => {
+  ctx.status = 404;
+  ctx.type = 'application/xml';
+  ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>';
+};
 server.middleware.unshift(async (ctx, next) => {
   // A 5xx says why in the log (s3rver itself runs silent).
   try {
@@ -59,21 +90,18 @@ server.middleware.unshift(async (ctx, next) => {
   if ((ctx.method === 'PUT' || ctx.method === 'POST') && segments.length > 1 && 'uploadId' in ctx.query) {
     // A part or completion for an upload that was aborted: NoSuchUpload (404), as S3 answers, not s3rver's ENOENT 500.
     const uploadId = String(ctx.query.uploadId);
-    let exists = /^[0-9a-f]+$/.test(uploadId);
-    if (exists) {
+    if (!/^[0-9a-f]+$/.test(uploadId) || uploadsAborting.has(uploadId)) return noSuchUpload(ctx);
+    enterUpload(uploadId);
+    try {
       try {
         await fs.access(path.join(uploadsDirectory(bucket), uploadId, 'key'));
       } catch {
-        exists = false;
+        return noSuchUpload(ctx);
       }
+      return await next();
+    } finally {
+      leaveUpload(uploadId);
     }
-    if (!exists) {
-      ctx.status = 404;
-      ctx.type = 'application/xml';
-      ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>';
-      return;
-    }
-    return next();
   }
   if (ctx.method === 'DELETE' && segments.length > 1 && 'uploadId' in ctx.query) {
     const uploadId = String(ctx.query.uploadId);
@@ -85,12 +113,15 @@ server.middleware.unshift(async (ctx, next) => {
     try {
       await fs.access(folder);
     } catch {
-      ctx.status = 404;
-      ctx.type = 'application/xml';
-      ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>';
-      return;
+      return noSuchUpload(ctx);
     }
-    await fs.rm(folder, { recursive: true, force: true });
+    uploadsAborting.add(uploadId);
+    try {
+      await uploadIdle(uploadId);
+      await fs.rm(folder, { recursive: true, force: true });
+    } finally {
+      uploadsAborting.delete(uploadId);
+    }
     ctx.status = 204;
     return;
   }
