@@ -160,27 +160,38 @@ public static class ExportApi
             return await ManifestAsync(job, page, StatusCodes.Status200OK, request, response, services, cancellationToken);
         }
 
-        // A completed manifest does not change: built once per base URL, then served as it was.
-        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
+        return await CompletedManifestAsync(job, request, response, services, cancellationToken);
+    }
+
+    /// <summary>A completed export's whole manifest. It does not change: built once per base URL, then served as it
+    /// was (<see cref="ExportStatusCache"/>).</summary>
+    private static async Task<IResult> CompletedManifestAsync(
+        ExportJob job, HttpRequest request, HttpResponse response, ExportEndpointServices services, CancellationToken cancellationToken)
+    {
+        SetExpires(response, job);
         var direct = DirectUrls(services);
         var cacheKey = services.Reader.BaseUrl(request) + (direct ? " direct" : string.Empty);
-        if (services.StatusCache.GetManifest(jobId, cacheKey) is not { } json)
+        if (services.StatusCache.GetManifest(job.Id, cacheKey) is { } cached)
         {
-            var manifest = await BuildManifestAsync(job, null, request, services, cancellationToken);
-            json = JsonSerializer.SerializeToUtf8Bytes(manifest, ExportManifestJsonContext.Default.ExportManifest);
-            var validUntil = job.ExpiresAt ?? DateTimeOffset.MaxValue;
-            if (direct)
-            {
-                // Presigned URLs are handed out with at least half their lifetime left.
-                var presignedValid = services.TimeProvider.GetUtcNow() + (options.PresignedUrlLifetime / 2);
-                validUntil = presignedValid < validUntil ? presignedValid : validUntil;
-            }
-
-            services.StatusCache.SetManifest(jobId, cacheKey, json, validUntil);
+            return TypedResults.Bytes(cached, ManifestContentType);
         }
 
+        var json = JsonSerializer.SerializeToUtf8Bytes(
+            await BuildManifestAsync(job, null, request, services, cancellationToken), ExportManifestJsonContext.Default.ExportManifest);
+        var validUntil = job.ExpiresAt ?? DateTimeOffset.MaxValue;
+        if (direct)
+        {
+            // Presigned URLs are handed out with at least half their lifetime left.
+            var presignedValid = services.TimeProvider.GetUtcNow() + (services.Options.Value.PresignedUrlLifetime / 2);
+            validUntil = presignedValid < validUntil ? presignedValid : validUntil;
+        }
+
+        services.StatusCache.SetManifest(job.Id, cacheKey, json, validUntil);
         return TypedResults.Bytes(json, ManifestContentType);
     }
+
+    private static void SetExpires(HttpResponse response, ExportJob job) =>
+        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>The manifest page asked for (<c>?page=n</c>, 1 when absent); only exports with
     /// <c>allowPartialManifests</c> have pages beyond the first.</summary>
@@ -205,7 +216,7 @@ public static class ExportApi
         ExportJob job, int page, int statusCode, HttpRequest request, HttpResponse response, ExportEndpointServices services, CancellationToken cancellationToken)
     {
         var manifest = await BuildManifestAsync(job, page, request, services, cancellationToken);
-        response.Headers.Expires = job.ExpiresAt?.ToString("R", CultureInfo.InvariantCulture);
+        SetExpires(response, job);
         return TypedResults.Json(manifest, ExportManifestJsonContext.Default.ExportManifest, ManifestContentType, statusCode);
     }
 

@@ -146,10 +146,11 @@ public abstract partial class SqlResourceStore
         await turn;
         try
         {
-            while (!mine.Result.Task.IsCompleted && _queuedWrites.TryDequeue(out var first))
+            // Until this write is done: it stays queued until a turn holder takes it, and each group is written in full.
+            while (!mine.Result.Task.IsCompleted)
             {
                 var group = new List<QueuedWrite>();
-                for (var next = first; ; )
+                while (group.Count < MaxWriteGroup && _queuedWrites.TryDequeue(out var next))
                 {
                     if (next.CancellationToken.IsCancellationRequested)
                     {
@@ -158,11 +159,6 @@ public abstract partial class SqlResourceStore
                     else
                     {
                         group.Add(next);
-                    }
-
-                    if (group.Count == MaxWriteGroup || !_queuedWrites.TryDequeue(out next))
-                    {
-                        break;
                     }
                 }
 
